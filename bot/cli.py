@@ -1,0 +1,160 @@
+"""The `mailtrace` command line: a thin wrapper over the library.
+
+    mailtrace trace QUERY...   what /mailtrace would answer, on a terminal or as JSON
+    mailtrace doctor           check every configured server
+    mailtrace serve            run the Slack bot
+
+Exit statuses of `trace`: 0 found, 1 nothing found, 2 usage or configuration error,
+3 every server failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.errors import ConfigError, MailtraceError, UsageError
+from bot.query import USAGE, parse_query
+from bot.render.jsonout import render_json
+from bot.render.text import render_text
+from bot.search import SearchResult, run_search
+from bot.settings import Settings, load_settings, local_settings
+from bot.sources.factory import build_sources, needs_ssh
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+EXIT_FOUND, EXIT_NOTHING, EXIT_USAGE, EXIT_SERVERS = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailtrace",
+        description="Tell what happened to an email, from Postfix logs (local or over SSH).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    trace = sub.add_parser(
+        "trace",
+        help="trace a message, as /mailtrace would",
+        description="Trace a message. QUERY is what you would type after /mailtrace.\n\n" + USAGE,
+        epilog=(
+            "Without --log or --config, the configuration in $MAILTRACE_CONFIG is used, else "
+            "the bundled demo (real Postfix logs). Exit status: 0 found, 1 nothing found, "
+            "2 usage or configuration error, 3 every server failed."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trace.add_argument("query", nargs="+", help="e.g. sender2@example.net 2024-05-13 10:00")
+    trace.add_argument(
+        "--log",
+        action="append",
+        metavar="PATH",
+        help="search these local files (repeatable; globs and .gz/.bz2/.xz/.zst allowed)",
+    )
+    trace.add_argument("--config", metavar="FILE", help="YAML configuration (servers, limits)")
+    trace.add_argument("--format", choices=("text", "json"), default="text")
+    trace.add_argument(
+        "--tz", metavar="ZONE", help="your time zone for dates and times (default: the config's)"
+    )
+    trace.add_argument(
+        "--log-tz", metavar="ZONE", default="UTC", help="zone of the --log files' lines (UTC)"
+    )
+    trace.add_argument("--year", type=int, help="year of yearless --log lines (default: guessed)")
+    trace.add_argument("--lines", action="store_true", help="show each message's raw log lines")
+
+    doctor = sub.add_parser("doctor", help="check every configured server and its log files")
+    doctor.add_argument("--config", metavar="FILE")
+
+    serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode or HTTP)")
+    serve.add_argument("--config", metavar="FILE")
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> Settings:
+    if getattr(args, "log", None):
+        return local_settings(args.log, zone=args.log_tz, year=args.year)
+    path = args.config or os.environ.get("MAILTRACE_CONFIG") or DEMO_CONFIG
+    return load_settings(path)
+
+
+def zone_named(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UsageError(f"unknown time zone {name!r} (try Europe/Berlin or UTC)") from exc
+
+
+async def trace(settings: Settings, text: str, zone: ZoneInfo, now: datetime) -> SearchResult:
+    """Run one query against the configured servers (the library call behind the CLI)."""
+    query = parse_query(text, now=now, zone=zone)
+    pool = None
+    if needs_ssh(settings):
+        from bot.sources.ssh import SSHPool
+
+        pool = SSHPool(settings)
+    sources = build_sources(settings, pool)
+    try:
+        return await run_search(query, settings, sources, now=now)
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    settings = load_config(args)
+    zone = zone_named(args.tz) if args.tz else settings.zone
+    result = asyncio.run(trace(settings, " ".join(args.query), zone, datetime.now(UTC)))
+    if args.format == "json":
+        sys.stdout.write(render_json(result))
+    else:
+        sys.stdout.write(render_text(result, zone, show_lines=args.lines))
+    if result.messages:
+        return EXIT_FOUND
+    if result.searched and len(result.failures) == len(result.searched):
+        return EXIT_SERVERS
+    return EXIT_NOTHING
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import check_servers, render_doctor
+
+    settings = load_config(args)
+    rows = asyncio.run(check_servers(settings))
+    sys.stdout.write(render_doctor(rows))
+    return 0 if all(row.ok for row in rows) else EXIT_SERVERS
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from bot.slack.serve import serve
+
+    settings = load_config(args)
+    status: int = serve(settings)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"trace": run_trace, "doctor": run_doctor, "serve": run_serve}
+    try:
+        return handlers[args.command](args)
+    except UsageError as exc:
+        sys.stderr.write(f"mailtrace: {exc}\n")
+        return EXIT_USAGE
+    except ConfigError as exc:
+        sys.stderr.write(f"mailtrace: configuration error: {exc}\n")
+        return EXIT_USAGE
+    except MailtraceError as exc:
+        sys.stderr.write(f"mailtrace: {exc}\n")
+        return EXIT_SERVERS
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

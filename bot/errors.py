@@ -1,0 +1,62 @@
+"""The exception tree. Callers catch these, never a library's own.
+
+MailtraceError                 anything mailtrace raises on purpose
+├── UsageError                 the query or the command line is wrong (exit status 2)
+├── ConfigError                the configuration file is missing, unreadable or invalid
+└── SourceError                one server (or local source) failed; others go on
+    ├── ConnectFailed          unreachable, refused, timed out while connecting
+    ├── AuthFailed             no key accepted
+    ├── HostKeyRejected        host key unknown or changed (known_hosts)
+    ├── CommandFailed          grep/ls exited with an error (stderr kept, secrets never)
+    ├── CommandTimeout         the remote command ran past its time limit
+    └── NoLogFiles             nothing matched the configured log globs
+"""
+
+from __future__ import annotations
+
+
+class MailtraceError(Exception):
+    """Base of every error mailtrace raises on purpose. The message is for the person asking."""
+
+
+class UsageError(MailtraceError):
+    """The query does not fit the grammar; the message says how to write it."""
+
+
+class ConfigError(MailtraceError):
+    """The configuration cannot be used as it is."""
+
+
+class SourceError(MailtraceError):
+    """One log source failed. `reason` is a short phrase for a per-server line."""
+
+    reason = "failed"
+
+    def __init__(self, source: str, detail: str) -> None:
+        super().__init__(f"{source}: {self.reason}: {detail}")
+        self.source = source
+        self.detail = detail
+
+
+class ConnectFailed(SourceError):
+    reason = "unreachable"
+
+
+class AuthFailed(SourceError):
+    reason = "authentication failed"
+
+
+class HostKeyRejected(SourceError):
+    reason = "host key not verified"
+
+
+class CommandFailed(SourceError):
+    reason = "command failed"
+
+
+class CommandTimeout(SourceError):
+    reason = "timed out"
+
+
+class NoLogFiles(SourceError):
+    reason = "no log files"

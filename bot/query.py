@@ -1,0 +1,217 @@
+"""What a person types after `/mailtrace` (or `mailtrace trace`) -> a validated Query.
+
+Grammar (tokens separated by spaces; order after the target is free):
+
+    TARGET [DATE | DATE..DATE] [TIME] [on SERVER[,SERVER...]]
+
+    TARGET  an address (a@b.example, Slack's <mailto:a@b|a@b> too), @domain, a queue ID,
+            a <message-id>, or a client IP (v4 or v6)
+    DATE    2024-05-13, today, yesterday
+    TIME    10:00 (narrows the search to an hour either side)
+    SERVER  a configured server name
+
+Anything else is a UsageError whose message shows examples. Nothing here touches a shell: the
+values that leave this module are checked against strict patterns, and the fetch layer quotes
+them anyway.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import date, datetime, time, timedelta, tzinfo
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.errors import UsageError
+from parsers.postfix import is_queue_id
+
+EXAMPLES = (
+    "/mailtrace sender2@example.net 2024-05-13",
+    "/mailtrace @example.org yesterday 14:30",
+    "/mailtrace 4BcD1x2y3z4Q5r6 today",
+    "/mailtrace <20240513.abc@mail.example.net>",
+    "/mailtrace 203.0.113.7 2024-05-13 on mx1",
+)
+USAGE = (
+    "Usage: /mailtrace TARGET [DATE] [TIME] [on SERVER]\n"
+    "TARGET is an address, @domain, queue ID, <message-id> or client IP; DATE is YYYY-MM-DD, "
+    "today or yesterday; TIME is HH:MM.\nExamples:\n" + "\n".join(f"  {e}" for e in EXAMPLES)
+)
+MAX_QUERY_LENGTH = 512
+TIME_SLACK = timedelta(hours=1)
+
+_LOCAL = r"[A-Za-z0-9!#%&'*+/=?^_{|}~.-]{1,64}"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]{2,63}\.?"
+_ADDRESS = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
+_DOMAIN_ONLY = re.compile(rf"^@{_DOMAIN}$")
+_MESSAGE_ID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}>$")  # printable, no < > or space
+_MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
+_SLACK_LINK = re.compile(r"^<(?:https?://)?([^|>]+)\|([^>]+)>$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_SERVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class TargetKind(StrEnum):
+    ADDRESS = "address"
+    DOMAIN = "domain"
+    QUEUE_ID = "queue_id"
+    MESSAGE_ID = "message_id"
+    CLIENT_IP = "client_ip"
+
+
+class Query(BaseModel):
+    """A validated question: what to look for, when (in the asker's zone), and where."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    kind: TargetKind
+    target: str  # normalised: address lower-cased, message-id without <>, ...
+    start: datetime | None = None  # window in the asker's zone; None = the default window
+    end: datetime | None = None
+    servers: tuple[str, ...] = ()
+    text: str = ""  # what was typed, for the audit log and the answer
+
+    @property
+    def needle(self) -> str:
+        """The fixed string to grep for in pass 1."""
+        if self.kind is TargetKind.MESSAGE_ID:
+            return f"<{self.target}>"
+        if self.kind is TargetKind.CLIENT_IP:
+            return f"[{self.target}]"
+        return self.target
+
+    @property
+    def ignore_case(self) -> bool:
+        return self.kind in (TargetKind.ADDRESS, TargetKind.DOMAIN)
+
+    def describe(self) -> str:
+        """'sender2@example.net on 2024-05-13' for headlines."""
+        what = {
+            TargetKind.ADDRESS: self.target,
+            TargetKind.DOMAIN: self.target,
+            TargetKind.QUEUE_ID: f"queue ID {self.target}",
+            TargetKind.MESSAGE_ID: f"message-id <{self.target}>",
+            TargetKind.CLIENT_IP: f"client {self.target}",
+        }[self.kind]
+        if self.start is None or self.end is None:
+            return what
+        if self.end - self.start == timedelta(days=1) and self.start.time() == time(0):
+            return f"{what} on {self.start:%Y-%m-%d}"
+        return f"{what} between {self.start:%Y-%m-%d %H:%M} and {self.end:%Y-%m-%d %H:%M}"
+
+
+def parse_query(text: str, *, now: datetime, zone: tzinfo) -> Query:
+    """Parse typed text into a Query; `now` and `zone` are the asker's (Slack gives the zone)."""
+    text = text.strip()
+    if not text:
+        raise UsageError("Tell me what to look for.\n" + USAGE)
+    if len(text) > MAX_QUERY_LENGTH:
+        raise UsageError(f"That query is longer than {MAX_QUERY_LENGTH} characters.\n" + USAGE)
+    if any(ch in text for ch in "\n\r\t\0"):
+        raise UsageError("Put the whole query on one line.\n" + USAGE)
+    tokens = text.split(" ")
+    tokens = [t for t in tokens if t]
+    kind, target = _parse_target(tokens[0])
+    day_from: date | None = None
+    day_to: date | None = None
+    at: time | None = None
+    servers: list[str] = []
+    rest = tokens[1:]
+    i = 0
+    local_now = now.astimezone(zone)
+    while i < len(rest):
+        token = rest[i]
+        low = token.lower()
+        if low in ("on", "server", "servers") and i + 1 < len(rest):
+            servers.extend(_parse_servers(rest[i + 1]))
+            i += 2
+            continue
+        if low.startswith("server="):
+            servers.extend(_parse_servers(token.split("=", 1)[1]))
+        elif ".." in token and day_from is None:
+            first, _, last = token.partition("..")
+            day_from, day_to = _parse_day(first, local_now), _parse_day(last, local_now)
+            if day_to < day_from:
+                raise UsageError(f"The range {token} ends before it starts.\n" + USAGE)
+        elif day_from is None and (_DATE.match(token) or low in ("today", "yesterday")):
+            day_from = day_to = _parse_day(token, local_now)
+        elif at is None and _TIME.match(token):
+            hour, minute = (int(x) for x in token.split(":"))
+            at = time(hour, minute)
+        else:
+            raise UsageError(f"I don't understand “{_shorten(token)}”.\n" + USAGE)
+        i += 1
+    start = end = None
+    if day_from is not None and day_to is not None:
+        start = datetime.combine(day_from, time(0), tzinfo=zone)
+        end = datetime.combine(day_to + timedelta(days=1), time(0), tzinfo=zone)
+        if at is not None:
+            moment = datetime.combine(day_from, at, tzinfo=zone)
+            start, end = moment - TIME_SLACK, moment + TIME_SLACK
+    elif at is not None:
+        moment = datetime.combine(local_now.date(), at, tzinfo=zone)
+        start, end = moment - TIME_SLACK, moment + TIME_SLACK
+    return Query(
+        kind=kind,
+        target=target,
+        start=start,
+        end=end,
+        servers=tuple(dict.fromkeys(servers)),
+        text=text,
+    )
+
+
+def _parse_target(token: str) -> tuple[TargetKind, str]:
+    mailto = _MAILTO.match(token)
+    if mailto is not None:
+        token = mailto.group(1)
+    else:
+        link = _SLACK_LINK.match(token)  # Slack also links bare domains: <http://x.org|x.org>
+        if link is not None:
+            token = link.group(2)
+    if _ADDRESS.match(token):
+        return TargetKind.ADDRESS, token.lower()
+    if _DOMAIN_ONLY.match(token):
+        return TargetKind.DOMAIN, token.lower().rstrip(".")
+    if _MESSAGE_ID.match(token):
+        return TargetKind.MESSAGE_ID, token[1:-1]
+    try:
+        ip = ipaddress.ip_address(token.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return TargetKind.CLIENT_IP, str(ip)
+    if is_queue_id(token):
+        return TargetKind.QUEUE_ID, token
+    raise UsageError(
+        f"“{_shorten(token)}” is not an address, @domain, queue ID, <message-id> or IP.\n" + USAGE
+    )
+
+
+def _parse_day(token: str, local_now: datetime) -> date:
+    low = token.lower()
+    if low == "today":
+        return local_now.date()
+    if low == "yesterday":
+        return local_now.date() - timedelta(days=1)
+    if not _DATE.match(token):
+        raise UsageError(f"“{_shorten(token)}” is not a date like 2024-05-13.\n" + USAGE)
+    try:
+        return date.fromisoformat(token)
+    except ValueError as exc:
+        raise UsageError(f"“{token}” is not a real date.\n" + USAGE) from exc
+
+
+def _parse_servers(token: str) -> list[str]:
+    names = [n for n in token.split(",") if n]
+    for name in names:
+        if not _SERVER.match(name):
+            raise UsageError(f"“{_shorten(name)}” is not a server name.\n" + USAGE)
+    return names
+
+
+def _shorten(token: str, limit: int = 60) -> str:
+    return token if len(token) <= limit else token[: limit - 1] + "…"

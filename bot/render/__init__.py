@@ -1,0 +1,1 @@
+"""The same SearchResult as terminal text, JSON, or a Slack thread."""

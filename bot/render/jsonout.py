@@ -1,0 +1,48 @@
+"""JSON for scripts: one document per query. The schema is documented in docs/json-schema.md."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.search import SearchResult
+
+SCHEMA_VERSION = 1
+
+
+def result_document(result: SearchResult) -> dict[str, Any]:
+    """The JSON document as Python data (stable field names, ISO 8601 times with offsets)."""
+    data = result.model_dump(mode="json")
+    searched = []
+    for coverage in result.searched:
+        first, last = coverage.span
+        searched.append(
+            {
+                "server": coverage.server,
+                "start": first.isoformat() if first else None,
+                "end": last.isoformat() if last else None,
+                "lines_read": coverage.lines_read,
+                "files": [f.model_dump(mode="json") for f in coverage.files],
+            }
+        )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "query": {
+            "text": result.query.text,
+            "kind": result.query.kind.value,
+            "target": result.query.target,
+            "servers": list(result.query.servers),
+        },
+        "window": {"start": data["window_start"], "end": data["window_end"]},
+        "messages": data["messages"],
+        "searched": searched,
+        "failures": data["failures"],
+        "notes": data["notes"],
+        "diagnosis": data["diagnosis"],
+        "other_days": data["other_days"],
+        "duration_s": data["duration_s"],
+    }
+
+
+def render_json(result: SearchResult) -> str:
+    return json.dumps(result_document(result), indent=2, ensure_ascii=False) + "\n"

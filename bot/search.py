@@ -1,0 +1,408 @@
+"""Plan and fetch: which files on which servers, two grep passes, hops, then the trace.
+
+Strategy, per server and all servers at once:
+  plan   list the server's log files with the span each covers; keep those that overlap the
+         query window (so cost follows the window, not the retention);
+  pass 1 grep the needle (address, queue ID, ...) in those files; keep the lines that really
+         name the target within the window; their queue IDs are the messages we want;
+  pass 2 grep those queue IDs in the same files; for messages with no final state (deferred,
+         still queued) or whose start lies before the window, look in the other files too;
+  hops   a delivery that says "queued as NEWID" to another configured server continues there
+         (and a message received from a configured server started there): trace NEWID on that
+         server the same way, as far as the hops go, never twice.
+Every server's failure becomes a `SourceFailure` line; the others' results stay complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.errors import MailtraceError, SourceError, UsageError
+from bot.query import Query, TargetKind
+from bot.settings import Settings
+from bot.sources.source import LogFile, LogSource
+from parsers.models import FINAL_STATUSES, LinkKind, LogEvent, Message
+from parsers.trace import group_messages, resolve_local_relays
+
+
+class FileCoverage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    first_seen: datetime | None
+    last_seen: datetime
+    searched: bool
+    readable: bool = True
+
+
+class SourceCoverage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    files: tuple[FileCoverage, ...] = ()
+    lines_read: int = 0
+
+    @property
+    def span(self) -> tuple[datetime | None, datetime | None]:
+        starts = [f.first_seen for f in self.files if f.first_seen is not None]
+        ends = [f.last_seen for f in self.files]
+        return (min(starts) if starts else None, max(ends) if ends else None)
+
+
+class SourceFailure(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    server: str
+    reason: str
+    detail: str
+
+
+class Diagnosis(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cause: str
+    evidence: tuple[str, ...] = ()
+    next_step: str = ""
+
+
+class SearchResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    query: Query
+    window_start: datetime | None
+    window_end: datetime | None
+    messages: tuple[Message, ...] = ()
+    searched: tuple[SourceCoverage, ...] = ()
+    failures: tuple[SourceFailure, ...] = ()
+    notes: tuple[str, ...] = ()
+    diagnosis: tuple[Diagnosis, ...] = ()
+    other_days: tuple[str, ...] = ()  # dates (server zone) the target appears outside the window
+    duration_s: float = 0.0
+
+
+class _ServerState:
+    """What one server's search has gathered so far."""
+
+    def __init__(self, source: LogSource) -> None:
+        self.source = source
+        self.files: list[LogFile] = []
+        self.searched: set[str] = set()
+        self.events: list[LogEvent] = []
+        self.wanted: set[str] = set()  # queue IDs to trace on this server
+        self.traced: set[str] = set()
+        self.lines = 0
+        self.truncated = False
+        self.other_days: set[str] = set()
+
+
+def resolve_window(
+    query: Query, settings: Settings, now: datetime
+) -> tuple[datetime | None, datetime | None]:
+    """The query's window, or the default (the last `default_days` days, or everything)."""
+    if query.start is not None and query.end is not None:
+        return query.start, query.end
+    if settings.default_days is None:
+        return None, None
+    return now - timedelta(days=settings.default_days), None
+
+
+def make_relay_resolver(settings: Settings) -> LinkResolver:
+    return LinkResolver(settings)
+
+
+class LinkResolver:
+    """Maps a relay= or client text to the configured server it names (or the same host)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.names = {server.name: server.names() for server in settings.servers}
+
+    def candidates(self, text: str) -> set[str]:
+        low = text.lower()
+        host, _, rest = low.partition("[")
+        ip, _, port_part = rest.partition("]")
+        port = port_part.lstrip(":")
+        out = {low, host}
+        if ip:
+            out |= {ip, f"[{ip}]"}
+            if port:
+                out |= {f"{ip}:{port}", f"[{ip}]:{port}", f"{host}:{port}"}
+        out.discard("")
+        return out
+
+    def server_for(self, text: str) -> str | None:
+        found = self.candidates(text)
+        for name, names in self.names.items():
+            if found & names:
+                return name
+        return None
+
+    def __call__(self, relay: str, host: str) -> str | None:
+        named = self.server_for(relay)
+        if named is not None:
+            return named
+        return resolve_local_relays(relay, host)
+
+
+def matches(query: Query, event: LogEvent) -> bool:
+    """Does this line really name the target (not just contain the string somewhere)?"""
+    target = query.target
+    if query.kind is TargetKind.ADDRESS:
+        return target in {(a or "").lower() for a in (event.sender, event.recipient, event.orig_to)}
+    if query.kind is TargetKind.DOMAIN:
+        return any(
+            (a or "").lower().endswith(target)
+            for a in (event.sender, event.recipient, event.orig_to)
+        )
+    if query.kind is TargetKind.QUEUE_ID:
+        return target in (event.queue_id, event.new_queue_id)
+    if query.kind is TargetKind.MESSAGE_ID:
+        return event.message_id == target
+    return event.client_ip == target
+
+
+def _in_window(event: LogEvent, start: datetime | None, end: datetime | None) -> bool:
+    if event.timestamp is None:
+        return True
+    if start is not None and event.timestamp < start:
+        return False
+    return not (end is not None and event.timestamp >= end)
+
+
+async def run_search(
+    query: Query,
+    settings: Settings,
+    sources: Sequence[LogSource],
+    *,
+    now: datetime,
+) -> SearchResult:
+    """Search every source for the query; never raises for one server's failure."""
+    started = time.monotonic()
+    chosen = _choose(query, sources)
+    start, end = resolve_window(query, settings, now)
+    states = {s.name: _ServerState(s) for s in chosen}
+    failures: dict[str, SourceFailure] = {}
+    resolver = make_relay_resolver(settings)
+    notes: list[str] = []
+
+    async def guarded(name: str, work: object) -> None:
+        try:
+            await work  # type: ignore[misc]
+        except SourceError as exc:
+            failures[name] = SourceFailure(server=name, reason=exc.reason, detail=exc.detail)
+        except MailtraceError as exc:
+            failures[name] = SourceFailure(server=name, reason="failed", detail=str(exc))
+
+    try:
+        async with asyncio.timeout(settings.limits.query_timeout):
+            await asyncio.gather(
+                *(guarded(n, _first_passes(st, query, start, end)) for n, st in states.items())
+            )
+            for _ in range(settings.limits.max_hops + 1):
+                if not _plan_hops(states, resolver, failures):
+                    break
+                await asyncio.gather(
+                    *(
+                        guarded(n, _trace_wanted(st, start))
+                        for n, st in states.items()
+                        if n not in failures
+                    )
+                )
+    except TimeoutError:
+        notes.append(
+            f"The search stopped after {settings.limits.query_timeout:.0f} s; results are partial."
+        )
+        for name, st in states.items():
+            if name not in failures and not st.events:
+                failures[name] = SourceFailure(
+                    server=name, reason="timed out", detail="no answer before the query time limit"
+                )
+
+    events = [e for st in states.values() for e in st.events]
+    messages = _relevant(group_messages(events, resolver), states)
+    limit = settings.limits.max_messages
+    if len(messages) > limit:
+        notes.append(
+            f"Showing the first {limit} of {len(messages)} messages; narrow the query "
+            "(a date, a time, or a full address) to see the rest."
+        )
+        messages = messages[:limit]
+    for st in states.values():
+        if st.truncated:
+            notes.append(
+                f"{st.source.name}: stopped reading after {st.lines} lines; narrow the query."
+            )
+    result = SearchResult(
+        query=query,
+        window_start=start,
+        window_end=end,
+        messages=tuple(messages),
+        searched=tuple(_coverage(st) for st in states.values()),
+        failures=tuple(failures[n] for n in states if n in failures),
+        notes=tuple(notes),
+        other_days=tuple(sorted({d for st in states.values() for d in st.other_days})),
+    )
+    if not messages:
+        from bot.diagnose import diagnose  # diagnose imports SearchResult from here
+
+        result = result.model_copy(update={"diagnosis": tuple(diagnose(result))})
+    return result.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
+
+
+def _choose(query: Query, sources: Sequence[LogSource]) -> list[LogSource]:
+    if not query.servers:
+        return list(sources)
+    known = {s.name: s for s in sources}
+    unknown = [n for n in query.servers if n not in known]
+    if unknown:
+        raise UsageError(
+            f"No server named {', '.join(unknown)}. Known servers: {', '.join(known) or 'none'}."
+        )
+    return [known[n] for n in query.servers]
+
+
+async def _first_passes(
+    st: _ServerState, query: Query, start: datetime | None, end: datetime | None
+) -> None:
+    st.files = await st.source.list_files()
+    in_window = [f for f in st.files if f.covers(start, end)]
+    hits: list[LogEvent] = []
+    async for event in st.source.grep(in_window, [query.needle], ignore_case=query.ignore_case):
+        if not _count(st):
+            break
+        if not matches(query, event):
+            continue
+        if _in_window(event, start, end):
+            hits.append(event)
+        elif event.timestamp is not None:
+            st.other_days.add(event.timestamp.date().isoformat())
+    st.searched.update(f.path for f in in_window)
+    st.events.extend(e for e in hits if e.queue_id is None)  # pre-queue rejects are complete
+    st.wanted.update(e.queue_id for e in hits if e.queue_id is not None)
+    if query.kind is TargetKind.QUEUE_ID:
+        st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
+    await _trace_wanted(st, start, in_window)
+    if not hits and not st.truncated:
+        await _look_outside(st, query, in_window)
+
+
+async def _look_outside(st: _ServerState, query: Query, searched: list[LogFile]) -> None:
+    """Nothing in the window: does the target appear on other days? (evidence for the diagnosis)"""
+    others = [f for f in st.files if f.path not in {s.path for s in searched}]
+    if not others:
+        return
+    async for event in st.source.grep(others, [query.needle], ignore_case=query.ignore_case):
+        if not _count(st):
+            break
+        if matches(query, event) and event.timestamp is not None:
+            st.other_days.add(event.timestamp.date().isoformat())
+
+
+async def _trace_wanted(
+    st: _ServerState, start: datetime | None, files: list[LogFile] | None = None
+) -> None:
+    """Pass 2: every line of the wanted queue IDs; widen to other files for open messages."""
+    todo = sorted(st.wanted - st.traced)
+    if not todo:
+        return
+    st.traced.update(todo)
+    first = files if files is not None else [f for f in st.files if f.covers(start, None)]
+    await _grep_ids(st, first, todo)
+    messages = group_messages([e for e in st.events if e.queue_id in set(todo)])
+    open_ids = sorted(
+        {
+            m.queue_id
+            for m in messages
+            if m.queue_id and (m.started_before_logs or m.status not in FINAL_STATUSES)
+        }
+    )
+    rest = [f for f in st.files if f not in first]
+    if open_ids and rest:
+        await _grep_ids(st, rest, open_ids)
+    # A line "X: ... queued as WANTED" names the previous hop's queue ID on this server.
+    back = {
+        e.queue_id
+        for e in st.events
+        if e.new_queue_id in st.wanted and e.queue_id and e.queue_id not in st.traced
+    }
+    if back:
+        st.wanted.update(back)
+        await _trace_wanted(st, start)
+
+
+async def _grep_ids(st: _ServerState, files: list[LogFile], ids: list[str]) -> None:
+    wanted = set(ids)
+    seen = {(e.path, e.raw) for e in st.events}
+    async for event in st.source.grep(files, ids):
+        if not _count(st):
+            break
+        key = (event.path, event.raw)
+        if key in seen:
+            continue
+        if event.queue_id in wanted or (event.new_queue_id in wanted and event.queue_id):
+            seen.add(key)
+            st.events.append(event)
+    st.searched.update(f.path for f in files)
+
+
+def _count(st: _ServerState) -> bool:
+    st.lines += 1
+    if st.lines > st.source.limits.max_lines:
+        st.truncated = True
+        return False
+    return True
+
+
+def _plan_hops(
+    states: dict[str, _ServerState], resolver: LinkResolver, failures: dict[str, SourceFailure]
+) -> bool:
+    """Queue next hops (and previous hops) on other configured servers; True if any is new."""
+    new = False
+    for name, st in states.items():
+        if name in failures:
+            continue
+        for message in group_messages(st.events, resolver):
+            for link in message.links:
+                if link.kind is not LinkKind.NEXT_HOP or link.host in (None, name):
+                    continue
+                target = states.get(link.host)
+                if target is not None and link.queue_id not in target.wanted:
+                    target.wanted.add(link.queue_id)
+                    new = True
+            if message.client and message.queue_id:
+                origin = resolver.server_for(message.client)
+                target = states.get(origin) if origin and origin != name else None
+                if target is not None and message.queue_id not in target.wanted:
+                    target.wanted.add(message.queue_id)  # greps "queued as ID" there
+                    new = True
+    return new
+
+
+def _relevant(messages: Iterable[Message], states: dict[str, _ServerState]) -> list[Message]:
+    """Drop messages that pass 2 pulled in only because a line mentioned a wanted ID."""
+    return [
+        m
+        for m in messages
+        if m.queue_id is None or (m.host in states and m.queue_id in states[m.host].wanted)
+    ]
+
+
+def _coverage(st: _ServerState) -> SourceCoverage:
+    return SourceCoverage(
+        server=st.source.name,
+        files=tuple(
+            FileCoverage(
+                path=f.path,
+                first_seen=f.first_seen,
+                last_seen=f.mtime,
+                searched=f.path in st.searched,
+                readable=f.readable,
+            )
+            for f in st.files
+        ),
+        lines_read=st.lines,
+    )

@@ -1,0 +1,209 @@
+"""Configuration: a YAML file validated with pydantic; secrets only from the environment or files.
+
+Strategy: the YAML describes servers and limits and is safe to check into a repository; it has no
+field that could hold a secret. Slack tokens come from the environment (see `SlackSecrets`), SSH
+keys from key files or the agent. Relative paths in the YAML are relative to the YAML file, so a
+configuration travels with its directory (the demo does).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import ConfigError
+from bot.sources.commands import split_glob
+
+DEFAULT_LOGS = ("/var/log/maillog*", "/var/log/mail.log*")
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_lines: int = Field(200_000, ge=100)  # per server and query, all passes together
+    max_messages: int = Field(300, ge=1)  # in one answer
+    connect_timeout: float = Field(10, gt=0)
+    command_timeout: float = Field(120, gt=0)  # per remote command (wrapped in `timeout`)
+    query_timeout: float = Field(180, gt=0)  # the whole query, all servers
+    max_sessions: int = Field(8, ge=1, le=64)  # channels at once per SSH connection
+    max_hops: int = Field(8, ge=0)
+
+
+class ServerConfig(BaseModel):
+    """One Postfix server: where its logs are and how to reach it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    local: bool = False  # read files on this machine (the demo, or a bot on the mail server)
+    source: Literal["files", "journald"] = "files"
+    logs: tuple[str, ...] = DEFAULT_LOGS
+    timezone: str = "UTC"
+    year: int | None = Field(None, ge=1970, le=2200)  # override for yearless log formats
+    aliases: tuple[str, ...] = ()  # names/addresses other servers' relay= fields use for it
+    # SSH (ignored when local)
+    host: str | None = None
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = None
+    keys: tuple[str, ...] = ()  # private key files; the agent (SSH_AUTH_SOCK) is used too
+    use_agent: bool = True
+    known_hosts: str | None = None  # default: ~/.ssh/known_hosts
+    insecure_no_host_key_check: bool = False  # loudly logged; never in production
+    jump: str | None = None  # another server's name, or user@host:port
+    limits: Limits | None = None  # per-server override of the global limits
+
+    @field_validator("logs")
+    @classmethod
+    def _globs_are_safe(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for glob in value:
+            split_glob(glob)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ServerConfig:
+        if not self.local and not self.host:
+            raise ValueError(f"server {self.name}: set `host` (SSH) or `local: true`")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def names(self) -> set[str]:
+        """Every name this server may appear under in another server's relay= field."""
+        names = {self.name.lower(), *(a.lower() for a in self.aliases)}
+        if self.host:
+            names.add(self.host.lower())
+        return names
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timezone: str = "UTC"  # the asker's zone when none is known (the CLI; Slack gives one)
+    default_days: int | None = Field(7, ge=1)  # window without a date; None: all logs
+    servers: tuple[ServerConfig, ...] = ()
+    limits: Limits = Limits()
+    slack: SlackConfig | None = None
+    base_dir: Path = Path()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        return ServerConfig._zone_exists(value)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Settings:
+        seen: set[str] = set()
+        for server in self.servers:
+            if server.name in seen:
+                raise ValueError(f"server name {server.name!r} is used twice")
+            seen.add(server.name)
+        names = {s.name for s in self.servers}
+        for server in self.servers:
+            named_jump = server.jump and "@" not in server.jump and ":" not in server.jump
+            if named_jump and server.jump not in names:
+                raise ValueError(
+                    f"server {server.name}: jump host {server.jump!r} is not configured"
+                )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def server(self, name: str) -> ServerConfig:
+        for server in self.servers:
+            if server.name == name:
+                return server
+        raise ConfigError(f"no server named {name!r}")
+
+    def limits_for(self, server: ServerConfig) -> Limits:
+        return server.limits or self.limits
+
+
+class SlackConfig(BaseModel):
+    """Who may ask, and where; the tokens themselves come from the environment."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_users: tuple[str, ...] = ()  # Slack user IDs; empty = anyone in the workspace
+    allowed_usergroups: tuple[str, ...] = ()  # user group IDs (members may ask)
+    allowed_channels: tuple[str, ...] = ()  # channel IDs; empty = any channel
+    audit_log: str | None = None  # JSON lines file; default: stderr log only
+    rate_limit_per_minute: int = Field(6, ge=1)
+    max_concurrent: int = Field(4, ge=1)
+    api_base_url: str | None = None  # GovSlack, a proxy, or a test fake
+    http_port: int = Field(3000, ge=0, le=65535)
+    http_host: str = "127.0.0.1"
+
+
+Settings.model_rebuild()
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a YAML configuration; errors name the file and the field."""
+    path = Path(path)
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    base = path.resolve().parent
+    raw = {**raw, "base_dir": base}
+    raw["servers"] = [_resolve_paths(s, base) for s in raw.get("servers") or []]
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_readable(exc)}") from exc
+
+
+def local_settings(globs: list[str], zone: str = "UTC", year: int | None = None) -> Settings:
+    """Settings for `--log PATH`: one local source with these files."""
+    resolved = [str(Path(g).expanduser().absolute()) for g in globs]
+    server = ServerConfig(name="local", local=True, logs=tuple(resolved), timezone=zone, year=year)
+    return Settings(timezone=zone, default_days=None, servers=(server,))
+
+
+def _resolve_paths(server: Any, base: Path) -> Any:
+    if not isinstance(server, dict):
+        return server
+    out = dict(server)
+    if out.get("local") and "logs" in out:
+        out["logs"] = [_absolute(str(g), base) for g in out["logs"] or []]
+    if "keys" in out:
+        out["keys"] = [_absolute(str(k), base) for k in out["keys"] or []]
+    if out.get("known_hosts"):
+        out["known_hosts"] = _absolute(str(out["known_hosts"]), base)
+    return out
+
+
+def _absolute(path: str, base: Path) -> str:
+    p = Path(path).expanduser()
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _readable(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "top level"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,1 @@
+"""Where log lines come from: a command runner (local shell or SSH) behind one LogSource."""

@@ -1,0 +1,128 @@
+"""A LogSource: one server's log files, listed, dated, searched and read into events.
+
+Strategy: listing asks the runner for size, modification time and readability of every file
+the globs match, then for the first line of files it has not seen yet (a rotated file never
+changes, so first lines are cached by path, size and mtime). A file covers the time from its
+first line to its modification time; the search plan uses that to skip files outside the query
+window, so cost does not grow with retention. Grep output is 'PATH:LINE' and is parsed into
+events with the file's own year guess and the server's zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from bot.errors import NoLogFiles
+from bot.settings import Limits, ServerConfig
+from bot.sources import commands
+from bot.sources.runner import CommandRunner
+from parsers.envelope import YearGuess, parse_envelope
+from parsers.models import LogEvent
+from parsers.postfix import parse_line
+
+
+class LogFile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    size: int
+    mtime: datetime
+    readable: bool = True
+    first_seen: datetime | None = None  # time of its first line, when it could be read
+
+    def covers(self, start: datetime | None, end: datetime | None) -> bool:
+        """Could this file hold lines in [start, end)? Unknown starts count as 'maybe'."""
+        if end is not None and self.first_seen is not None and self.first_seen >= end:
+            return False
+        return not (start is not None and self.mtime < start)
+
+
+class LogSource:
+    """One configured server (or the local machine) as a source of Postfix log lines."""
+
+    def __init__(self, server: ServerConfig, runner: CommandRunner, limits: Limits) -> None:
+        self.server = server
+        self.runner = runner
+        self.limits = limits
+        self._heads: dict[tuple[str, int, float], datetime | None] = {}
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    async def list_files(self) -> list[LogFile]:
+        """The log files, oldest first, each with the span of time it covers."""
+        raw: list[tuple[str, int, float, bool]] = []
+        command = commands.list_command(self.server.logs, self.limits.command_timeout)
+        async for line in self.runner.stream(command):
+            parts = line.split("\t", 3)
+            if len(parts) != 4:
+                continue
+            size, mtime, readable, path = parts
+            try:
+                raw.append((path, int(size), float(mtime), readable == "1"))
+            except ValueError:
+                continue
+        if not raw:
+            raise NoLogFiles(self.name, "nothing matches " + ", ".join(self.server.logs))
+        unknown = [p for p, s, m, r in raw if r and (p, s, m) not in self._heads]
+        if unknown:
+            await self._read_heads(unknown, {p: (s, m) for p, s, m, _ in raw})
+        files = [
+            LogFile(
+                path=path,
+                size=size,
+                mtime=datetime.fromtimestamp(mtime, tz=UTC),
+                readable=readable,
+                first_seen=self._heads.get((path, size, mtime)),
+            )
+            for path, size, mtime, readable in raw
+        ]
+        return sorted(files, key=lambda f: (f.first_seen or f.mtime, f.mtime))
+
+    async def _read_heads(self, paths: list[str], stats: dict[str, tuple[int, float]]) -> None:
+        for path in paths:  # a file whose first line cannot be dated stays "unknown start"
+            size, mtime = stats[path]
+            self._heads[(path, size, mtime)] = None
+        command = commands.heads_command(paths, self.limits.command_timeout)
+        async for line in self.runner.stream(command):
+            path, _, first = line.partition("\t")
+            if path not in stats:
+                continue
+            size, mtime = stats[path]
+            years = YearGuess(datetime.fromtimestamp(mtime, tz=UTC), self.server.year)
+            envelope = parse_envelope(first, zone=self.server.zone, years=years)
+            self._heads[(path, size, mtime)] = envelope.timestamp if envelope else None
+
+    async def grep(
+        self, files: Sequence[LogFile], patterns: Sequence[str], *, ignore_case: bool = False
+    ) -> AsyncIterator[LogEvent]:
+        """Events of every line in `files` that contains one of `patterns` (fixed strings)."""
+        readable = [f for f in files if f.readable]
+        if not readable or not patterns:
+            return
+        by_path = {f.path: f for f in readable}
+        paths = list(by_path)
+        for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
+            chunk = patterns[chunk_start : chunk_start + commands.MAX_PATTERNS]
+            command = commands.grep_command(
+                paths, chunk, self.limits.command_timeout, ignore_case=ignore_case
+            )
+            async for line in self.runner.stream(command):
+                split = commands.split_grep_line(line, paths)
+                if split is None:
+                    continue
+                path, text = split
+                yield self.parse(by_path[path], text)
+
+    def parse(self, file: LogFile, text: str) -> LogEvent:
+        years = YearGuess(file.mtime.astimezone(self.server.zone), self.server.year)
+        return parse_line(
+            text, source=self.name, path=file.path, zone=self.server.zone, years=years
+        )
+
+    async def close(self) -> None:
+        await self.runner.close()
