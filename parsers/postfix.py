@@ -22,12 +22,12 @@ from parsers.models import EventKind, LogEvent
 # Short IDs are hex (e.g. "4104E3D"); long IDs (enable_long_queue_ids) mix case and digits
 # (e.g. "48rT2v1hQrz1J0N"). Some how-tos use made-up IDs such as "BCDEFGHIJKL", so upper-case
 # letters beyond hex are accepted too. Lower-case words ("warning", "statistics") never are.
-_QID_PREFIX = re.compile(r"(?P<qid>NOQUEUE|[0-9A-Za-z]{5,20}): ")
+_QID_PREFIX = re.compile(r"(?P<qid>NOQUEUE|[0-9A-Za-z]{5,24}): ")
 
 
 def is_queue_id(token: str) -> bool:
     """True when `token` looks like a Postfix queue ID (short, long or how-to style)."""
-    if not 5 <= len(token) <= 20 or not token.isalnum() or not token.isascii():
+    if not 5 <= len(token) <= 24 or not token.isalnum() or not token.isascii():
         return False
     if token.isupper() or token.isdigit():  # "4104E3D", "BCDEFGHIJKL"
         return any(ch.isdigit() for ch in token) or len(token) >= 8
@@ -41,11 +41,11 @@ def is_queue_id(token: str) -> bool:
 # "to=<admin@example.com>, relay=127.0.0.1[127.0.0.1]:2525, delay=3.6, delays=0.2/0.02/0.04/3.3,
 #  dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 153053D)"
 _KV = re.compile(r"(?P<key>[a-z_]+)=(?P<value><[^>]*>?|[^,\s]*)")
-_STATUS = re.compile(r"status=(?P<status>[a-z]+)(?: \((?P<reason>.*?)\)?)?$")
+_STATUS = re.compile(r"status=(?P<status>[a-z-]+)(?: \((?P<reason>.*?)\)?)?$")
 
 # "client=061238241086.static.ctinets.com[61.238.241.86]"
 # "client=localhost[127.0.0.1]:41276, orig_queue_id=9B3D1E8, orig_client=mx[1.2.3.4]"
-_CLIENT_ADDR = re.compile(r"(?P<host>[^\s\[\],]+)\[(?P<ip>[^\]]*)\]")
+_CLIENT_ADDR = re.compile(r"(?P<host>[^\s\[\],]*)\[(?P<ip>[^\]]*)\]")
 
 # "NOQUEUE: reject: RCPT from x[1.2.3.4]: 550 5.1.1 <a@b>: Recipient address rejected: ...;
 #  from=<s@x> to=<a@b> proto=ESMTP helo=<h>"
@@ -129,7 +129,7 @@ def _read_connection(text: str) -> dict[str, Any] | None:
     if match is None:
         return None
     kind = EventKind.CONNECT if match["kind"] == "connect" else EventKind.DISCONNECT
-    return {"kind": kind, "client_host": match["host"], "client_ip": match["ip"]}
+    return {"kind": kind, "client_host": match["host"] or None, "client_ip": match["ip"]}
 
 
 def _read_queue_line(daemon: str, rest: str) -> dict[str, Any] | None:
@@ -143,7 +143,7 @@ def _read_queue_line(daemon: str, rest: str) -> dict[str, Any] | None:
 def _read_delivery(daemon: str, rest: str) -> dict[str, Any] | None:
     # "to=<a@b>, orig_to=<c@d>, relay=local, delay=0.1, delays=0/0/0/0.1, dsn=2.0.0,
     #  status=sent (delivered to mailbox)"
-    if not rest.startswith("to=<"):
+    if not rest.startswith("to="):
         return None
     fields: dict[str, Any] = {"kind": EventKind.DELIVERY}
     status = _STATUS.search(rest)
@@ -220,7 +220,7 @@ def _read_client(daemon: str, rest: str) -> dict[str, Any] | None:
     fields: dict[str, Any] = {"kind": EventKind.CLIENT}
     addr = _CLIENT_ADDR.match(rest, len("client="))
     if addr is not None:
-        fields["client_host"], fields["client_ip"] = addr["host"], addr["ip"]
+        fields["client_host"], fields["client_ip"] = addr["host"] or None, addr["ip"]
     orig = re.search(r"\borig_queue_id=(?P<qid>[0-9A-Za-z]+)", rest)
     if orig is not None:
         fields["orig_queue_id"] = orig["qid"]
@@ -271,7 +271,7 @@ def _read_action(daemon: str, rest: str) -> dict[str, Any] | None:
     client = re.search(r"(?:^| )from " + _CLIENT_ADDR.pattern + r"(?::\d+)?(?::\s*|$)", after_stage)
     text = after_stage
     if client is not None:
-        fields["client_host"], fields["client_ip"] = client["host"], client["ip"]
+        fields["client_host"], fields["client_ip"] = client["host"] or None, client["ip"]
         if stage in ("header", "body"):  # "header Subject: x from host[ip]": text is the header
             text = after_stage[: client.start()].strip()
         else:
@@ -315,6 +315,9 @@ def _read_smtp_info(daemon: str, rest: str) -> dict[str, Any] | None:
     ):
         return None
     fields: dict[str, Any] = {"kind": EventKind.SMTP_INFO, "reason": rest}
+    remote = re.search(_CLIENT_ADDR.pattern + r"(?::\d+)?", rest)
+    if remote is not None:
+        fields["relay"] = remote.group(0)
     found = _DSN.search(rest)
     if found is not None:
         fields["dsn"] = found["dsn"]

@@ -1,0 +1,73 @@
+"""The command line on local files: the how-to example, JSON output, usage errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+HOWTO = Path(__file__).resolve().parent.parent / "fixtures" / "howto" / "maillog"
+
+
+def test_howto_example_shows_delivery(capsys: pytest.CaptureFixture[str]) -> None:
+    """The how-to's five lines (queue ID BCDEFGHIJKL) answer: sent to recipient2 via virtual."""
+    status = main(["trace", "sender2@example.net", "2024-05-13", "--log", str(HOWTO)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "✅ sent — sender2@example.net → recipient2@example.org" in out
+    assert "delivered via virtual service" in out
+    assert "BCDEFGHIJKL" in out
+
+
+def test_howto_example_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    """--format json gives one document with the message, its recipient and what was searched."""
+    status = main(
+        ["trace", "sender2@example.net", "2024-05-13", "--log", str(HOWTO), "--format", "json"]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert status == 0
+    (message,) = doc["messages"]
+    assert message["queue_id"] == "BCDEFGHIJKL"
+    assert message["status"] == "sent"
+    assert message["sender"] == "sender2@example.net"
+    assert message["message_id"] == "20240513100011.1234@example.net"
+    assert message["first_seen"].startswith("2024-05-13T10:00:11")
+    (rcpt,) = message["recipients"]
+    assert rcpt["address"] == "recipient2@example.org"
+    assert rcpt["reason"] == "delivered via virtual service"
+    assert rcpt["relay"] == "virtual"
+    assert doc["searched"][0]["files"][0]["path"] == str(HOWTO)
+    assert doc["diagnosis"] == []
+
+
+def test_nothing_found_gives_a_diagnosis(capsys: pytest.CaptureFixture[str]) -> None:
+    """An address on the wrong day: exit 1, and the diagnosis names the day it was logged."""
+    status = main(["trace", "sender2@example.net", "2024-05-14", "--log", str(HOWTO), "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert doc["messages"] == []
+    assert doc["other_days"] == ["2024-05-13"]
+    causes = [d["cause"] for d in doc["diagnosis"]]
+    assert "It was logged, but on other days than the one asked about." in causes
+
+
+def test_usage_error_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad input is a clear usage error on stderr with exit status 2."""
+    status = main(["trace", "not-an-address;", "--log", str(HOWTO)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "is not an address" in err
+    assert "Examples:" in err
+
+
+def test_console_script_help() -> None:
+    """`mailtrace trace --help` explains the query grammar."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "trace", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "TARGET [DATE] [TIME] [on SERVER]" in done.stdout
