@@ -58,7 +58,7 @@ def split_glob(glob: str) -> GlobSpec:
 def wrap(script: str, timeout_s: float) -> str:
     """The whole script, bounded in time: `timeout` kills it even if the client went away."""
     seconds = max(1, int(timeout_s))
-    return f"LC_ALL=C timeout -k 5 {seconds} sh -c {shlex.quote(script)}"
+    return f"env LC_ALL=C timeout -k 5 {seconds} sh -c {shlex.quote(script)}"
 
 
 def list_command(globs: Sequence[str], timeout_s: float = 30) -> str:
@@ -118,7 +118,10 @@ def grep_command(
     expr = ("-i " if ignore_case else "") + " ".join(f"-e {shlex.quote(p)}" for p in patterns)
     plain = [p for p in paths if _suffix(p) is None]
     packed = [p for p in paths if _suffix(p) is not None]
-    steps = ["rc=1"]
+    # rc: 1 until something matches (0), 2 once anything failed. For a decompressor piped into
+    # grep, POSIX sh has no pipefail: both exit statuses are written to fd 3 ("d<N>", "g<N>")
+    # and read back through a command substitution, while grep's output goes to fd 4 (stdout).
+    steps = ["rc=1", "exec 4>&1"]
     if plain:
         steps.append(
             f"grep -F -a -H {expr} -- {shlex.join(plain)}; s=$?; "
@@ -126,16 +129,23 @@ def grep_command(
         )
     for path in packed:
         steps.append(
-            f"{_reader(path)} | grep -F -a -H --label={shlex.quote(path)} {expr}; s=$?; "
-            '[ "$s" -eq 0 ] && [ "$rc" -eq 1 ] && rc=0; [ "$s" -gt 1 ] && rc=2'
+            f"r=$( {{ {{ {_reader(path)}; echo d$? >&3; }} | "
+            f"grep -F -a -H --label={shlex.quote(path)} {expr} >&4; echo g$? >&3; }} 3>&1 ); "
+            'case "$r" in *g0*) [ "$rc" -eq 1 ] && rc=0;; esac; '
+            'case "$r" in *d[1-9]*|*g[2-9]*) rc=2;; esac'
         )
     steps.append('exit "$rc"')
     return wrap("; ".join(steps), timeout_s)
 
 
-def split_grep_line(line: str, paths: Sequence[str]) -> tuple[str, str] | None:
-    """'PATH:LINE' -> (PATH, LINE) for one of `paths` (longest first, so prefixes can't fool it)."""
-    for path in sorted(paths, key=len, reverse=True):
+def longest_first(paths: Sequence[str]) -> list[str]:
+    """Paths ordered for `split_grep_line`: a path that prefixes another must come after it."""
+    return sorted(paths, key=len, reverse=True)
+
+
+def split_grep_line(line: str, ordered_paths: Sequence[str]) -> tuple[str, str] | None:
+    """'PATH:LINE' -> (PATH, LINE) for one of the paths, given `longest_first`."""
+    for path in ordered_paths:
         if line.startswith(path) and line[len(path) : len(path) + 1] == ":":
             return path, line[len(path) + 1 :]
     return None

@@ -106,13 +106,14 @@ class LogSource:
             return
         by_path = {f.path: f for f in readable}
         paths = list(by_path)
+        ordered = commands.longest_first(paths)
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
             chunk = patterns[chunk_start : chunk_start + commands.MAX_PATTERNS]
             command = commands.grep_command(
                 paths, chunk, self.limits.command_timeout, ignore_case=ignore_case
             )
             async for line in self.runner.stream(command):
-                split = commands.split_grep_line(line, paths)
+                split = commands.split_grep_line(line, ordered)
                 if split is None:
                     continue
                 path, text = split

@@ -1,0 +1,163 @@
+"""Fetching with real grep on this machine: listing, dating, compressed files, hostile patterns."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.errors import CommandFailed, CommandTimeout, ConfigError, NoLogFiles
+from bot.settings import Limits, ServerConfig
+from bot.sources import commands
+from bot.sources.runner import LocalRunner
+from bot.sources.source import LogSource
+
+DAY1 = "May 11 09:00:00 mx postfix/qmgr[1]: AAAA1: from=<old@example.net>, size=1, nrcpt=1 (queue active)\n"
+DAY2 = "May 12 09:00:00 mx postfix/qmgr[1]: BBBB2: from=<mid@example.net>, size=1, nrcpt=1 (queue active)\n"
+DAY3 = "May 13 09:00:00 mx postfix/qmgr[1]: CCCC3: from=<new@example.net>, size=1, nrcpt=1 (queue active)\n"
+
+
+def _stamp(path: Path, when: datetime) -> None:
+    os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+@pytest.fixture
+def logdir(tmp_path: Path) -> Path:
+    """mail.log (May 13), mail.log.1 (May 12), mail.log.2.gz (May 11), plus .bz2/.xz copies."""
+    (tmp_path / "mail.log").write_text(DAY3)
+    (tmp_path / "mail.log.1").write_text(DAY2)
+    with gzip.open(tmp_path / "mail.log.2.gz", "wt") as handle:
+        handle.write(DAY1)
+    (tmp_path / "mail.log.3.bz2").write_bytes(bz2.compress(DAY1.replace("AAAA1", "DDDD4").encode()))
+    (tmp_path / "mail.log.4.xz").write_bytes(lzma.compress(DAY1.replace("AAAA1", "EEEE5").encode()))
+    (tmp_path / "other.log").write_text("not a mail log\n")
+    _stamp(tmp_path / "mail.log", datetime(2024, 5, 13, 23, 0, tzinfo=UTC))
+    _stamp(tmp_path / "mail.log.1", datetime(2024, 5, 12, 23, 0, tzinfo=UTC))
+    for name in ("mail.log.2.gz", "mail.log.3.bz2", "mail.log.4.xz"):
+        _stamp(tmp_path / name, datetime(2024, 5, 11, 23, 0, tzinfo=UTC))
+    return tmp_path
+
+
+def _source(logdir: Path, pattern: str = "mail.log*", **limits: float) -> LogSource:
+    server = ServerConfig(name="mx", local=True, logs=(f"{logdir}/{pattern}",))
+    return LogSource(server, LocalRunner("mx"), Limits(**limits))  # type: ignore[arg-type]
+
+
+async def test_lists_rotated_and_compressed_files_with_their_span(logdir: Path) -> None:
+    """Every matching file is listed oldest first, each dated by its first line."""
+    files = await _source(logdir).list_files()
+    names = [Path(f.path).name for f in files]
+    assert names[-2:] == ["mail.log.1", "mail.log"]
+    assert set(names) == {"mail.log", "mail.log.1", "mail.log.2.gz", "mail.log.3.bz2", "mail.log.4.xz"}
+    newest = files[-1]
+    assert newest.first_seen == datetime(2024, 5, 13, 9, 0, tzinfo=UTC)
+    assert newest.mtime == datetime(2024, 5, 13, 23, 0, tzinfo=UTC)
+    assert not newest.covers(datetime(2024, 5, 14, tzinfo=UTC), None)
+    assert newest.covers(datetime(2024, 5, 13, tzinfo=UTC), datetime(2024, 5, 14, tzinfo=UTC))
+    assert not newest.covers(datetime(2024, 5, 11, tzinfo=UTC), datetime(2024, 5, 12, tzinfo=UTC))
+
+
+async def test_grep_reads_every_compression(logdir: Path) -> None:
+    """Fixed-string grep finds lines in plain, gzip, bzip2 and xz files and names each file."""
+    source = _source(logdir)
+    files = await source.list_files()
+    events = [e async for e in source.grep(files, ["AAAA1", "DDDD4", "EEEE5", "CCCC3"])]
+    found = {(Path(e.path or "").name, e.queue_id) for e in events}
+    assert found == {
+        ("mail.log.2.gz", "AAAA1"),
+        ("mail.log.3.bz2", "DDDD4"),
+        ("mail.log.4.xz", "EEEE5"),
+        ("mail.log", "CCCC3"),
+    }
+    for e in events:
+        assert e.timestamp is not None
+        assert e.timestamp.year == 2024
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd is not installed")
+async def test_grep_reads_zstd(logdir: Path) -> None:
+    """zstd-compressed rotations are read too."""
+    subprocess.run(["zstd", "-q", str(logdir / "mail.log.1"), "-o", str(logdir / "mail.log.5.zst")], check=True)
+    source = _source(logdir)
+    files = [f for f in await source.list_files() if f.path.endswith(".zst")]
+    events = [e async for e in source.grep(files, ["BBBB2"])]
+    assert [e.queue_id for e in events] == ["BBBB2"]
+
+
+async def test_no_match_is_not_an_error(logdir: Path) -> None:
+    """grep's exit status 1 (no match) yields nothing and raises nothing."""
+    source = _source(logdir)
+    files = await source.list_files()
+    assert [e async for e in source.grep(files, ["nothing-like-this"])] == []
+
+
+async def test_corrupt_gzip_is_a_command_error(logdir: Path) -> None:
+    """A corrupt compressed file is reported as a failed command with the tool's words."""
+    (logdir / "mail.log.9.gz").write_bytes(b"this is not gzip")
+    source = _source(logdir)
+    files = [f for f in await source.list_files() if f.path.endswith(".9.gz")]
+    with pytest.raises(CommandFailed) as info:
+        _ = [e async for e in source.grep(files, ["x"])]
+    assert "not in gzip format" in str(info.value)
+
+
+async def test_no_log_files(tmp_path: Path) -> None:
+    """A glob that matches nothing is a clear NoLogFiles error naming the glob."""
+    with pytest.raises(NoLogFiles) as info:
+        await _source(tmp_path, "maillog*").list_files()
+    assert f"{tmp_path}/maillog*" in str(info.value)
+
+
+async def test_timeout_ends_the_command(tmp_path: Path) -> None:
+    """A command past its time limit is ended by `timeout` and reported as a timeout."""
+    runner = LocalRunner("mx")
+    with pytest.raises(CommandTimeout):
+        _ = [line async for line in runner.stream(commands.wrap("sleep 30", 1))]
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "; touch {marker}",
+        "$(touch {marker})",
+        "`touch {marker}`",
+        "' ; touch {marker} ; '",
+        '" ; touch {marker} ; "',
+        "-f/etc/shadow",
+        "--help",
+        "*",
+        "é ✉ {marker}",
+        "x" * 5000,
+    ],
+)
+async def test_hostile_patterns_are_literal(logdir: Path, pattern: str) -> None:
+    """A hostile pattern is searched for literally: nothing runs, and only its literal line matches."""
+    marker = logdir / "pwned"
+    pattern = pattern.format(marker=marker)
+    with (logdir / "mail.log").open("a") as handle:
+        handle.write(f"May 13 10:00:00 mx postfix/smtpd[1]: literal {pattern} here\n")
+    source = _source(logdir)
+    files = await source.list_files()
+    events = [e async for e in source.grep(files, [pattern])]
+    assert [e.text for e in events] == [f"literal {pattern} here"]
+    assert not marker.exists()
+
+
+def test_patterns_with_newlines_are_refused() -> None:
+    """A newline could start a second command: grep_command refuses it outright."""
+    with pytest.raises(ValueError, match="single, non-empty lines"):
+        commands.grep_command(["/var/log/mail.log"], ["a\nb"])
+
+
+def test_globs_must_keep_wildcards_in_the_file_name() -> None:
+    """Configured globs may not use wildcards or relative paths in the directory part."""
+    for glob in ("/var/*/mail.log", "var/log/mail.log", "/var/log/$(id)"):
+        with pytest.raises(ConfigError):
+            commands.split_glob(glob)
