@@ -26,7 +26,7 @@ from bot.errors import MailtraceError, SourceError, UsageError
 from bot.query import Query, TargetKind
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
-from parsers.models import FINAL_STATUSES, LinkKind, LogEvent, Message
+from parsers.models import FINAL_STATUSES, EventKind, LinkKind, LogEvent, Message
 from parsers.trace import group_messages, resolve_local_relays
 
 
@@ -83,6 +83,9 @@ class SearchResult(BaseModel):
     diagnosis: tuple[Diagnosis, ...] = ()
     other_days: tuple[str, ...] = ()  # dates (server zone) the target appears outside the window
     duration_s: float = 0.0
+
+
+_START_KINDS = (EventKind.CLIENT, EventKind.PICKUP, EventKind.MESSAGE_ID)
 
 
 class _ServerState:
@@ -184,7 +187,8 @@ async def run_search(
     started = time.monotonic()
     chosen = _choose(query, sources)
     start, end = resolve_window(query, settings, now)
-    states = {s.name: _ServerState(s) for s in chosen}
+    # Every configured server can be a hop; only the chosen ones are searched for the needle.
+    states = {s.name: _ServerState(s) for s in sources}
     failures: dict[str, SourceFailure] = {}
     resolver = make_relay_resolver(settings)
     notes: list[str] = []
@@ -200,7 +204,7 @@ async def run_search(
     try:
         async with asyncio.timeout(settings.limits.query_timeout):
             await asyncio.gather(
-                *(guarded(n, _first_passes(st, query, start, end)) for n, st in states.items())
+                *(guarded(s.name, _first_passes(states[s.name], query, start, end)) for s in chosen)
             )
             for _ in range(settings.limits.max_hops + 1):
                 if not _plan_hops(states, resolver, failures):
@@ -217,7 +221,7 @@ async def run_search(
             f"The search stopped after {settings.limits.query_timeout:.0f} s; results are partial."
         )
         for name, st in states.items():
-            if name not in failures and not st.events:
+            if name not in failures and not st.events and (st.source in chosen or st.wanted):
                 failures[name] = SourceFailure(
                     server=name, reason="timed out", detail="no answer before the query time limit"
                 )
@@ -241,7 +245,7 @@ async def run_search(
         window_start=start,
         window_end=end,
         messages=tuple(messages),
-        searched=tuple(_coverage(st) for st in states.values()),
+        searched=tuple(_coverage(st) for st in states.values() if st.files or st.source in chosen),
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),
         other_days=tuple(sorted({d for st in states.values() for d in st.other_days})),
@@ -271,7 +275,9 @@ async def _first_passes(
     st.files = await st.source.list_files()
     in_window = [f for f in st.files if f.covers(start, end)]
     hits: list[LogEvent] = []
-    async for event in st.source.grep(in_window, [query.needle], ignore_case=query.ignore_case):
+    async for event in st.source.grep(
+        in_window, [query.needle], ignore_case=query.ignore_case, with_offsets=True
+    ):
         if not _count(st):
             break
         if not matches(query, event):
@@ -285,7 +291,8 @@ async def _first_passes(
     st.wanted.update(e.queue_id for e in hits if e.queue_id is not None)
     if query.kind is TargetKind.QUEUE_ID:
         st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
-    await _trace_wanted(st, start, in_window)
+    region_bytes = int(st.source.limits.pass2_region_mb * 1024 * 1024)
+    await _trace_wanted(st, start, in_window, _regions(hits, in_window, region_bytes))
     if not hits and not st.truncated:
         await _look_outside(st, query, in_window)
 
@@ -302,16 +309,70 @@ async def _look_outside(st: _ServerState, query: Query, searched: list[LogFile])
             st.other_days.add(event.timestamp.date().isoformat())
 
 
+def _regions(
+    hits: list[LogEvent], files: list[LogFile], region_bytes: int
+) -> dict[str, list[tuple[int, int]]]:
+    """Byte ranges around pass 1's hits in large plain files, merged; small files stay whole.
+
+    A message's lines are usually seconds apart, so a few megabytes around the line that named
+    the target (a quarter before, the rest after) nearly always hold its whole life.
+    """
+    if region_bytes <= 0:
+        return {}
+    sizes = {f.path: f.size for f in files}
+    before, after = region_bytes // 4, region_bytes - region_bytes // 4
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for e in hits:
+        if e.path is not None and e.offset is not None:
+            spans.setdefault(e.path, []).append((max(0, e.offset - before), e.offset + after))
+    regions: dict[str, list[tuple[int, int]]] = {}
+    for path, found in spans.items():
+        merged: list[list[int]] = []
+        for begin, end in sorted(found):
+            if merged and begin <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([begin, end])
+        total = sum(end - begin for begin, end in merged)
+        if total < sizes.get(path, 0) // 2:
+            regions[path] = [(begin, end - begin) for begin, end in merged]
+    return regions
+
+
+def _whole_lives(events: list[LogEvent], ids: list[str]) -> set[str]:
+    """Queue IDs whose first line (client/pickup/message-id) and `removed` were both seen."""
+    started = {e.queue_id for e in events if e.kind in _START_KINDS}
+    ended = {e.queue_id for e in events if e.kind in (EventKind.REMOVED, EventKind.DELETE)}
+    return {qid for qid in ids if qid in started and qid in ended}
+
+
 async def _trace_wanted(
-    st: _ServerState, start: datetime | None, files: list[LogFile] | None = None
+    st: _ServerState,
+    start: datetime | None,
+    files: list[LogFile] | None = None,
+    regions: dict[str, list[tuple[int, int]]] | None = None,
 ) -> None:
-    """Pass 2: every line of the wanted queue IDs; widen to other files for open messages."""
+    """Pass 2: every line of the wanted queue IDs; widen to other files for open messages.
+
+    With `regions` (large plain files), only the bytes around pass 1's hits are read first; a
+    queue ID whose whole life (first line to `removed`) is not inside them is read in full.
+    """
     todo = sorted(st.wanted - st.traced)
     if not todo:
         return
     st.traced.update(todo)
+    if not st.files:  # a server reached only as a hop
+        st.files = await st.source.list_files()
     first = files if files is not None else [f for f in st.files if f.covers(start, None)]
-    await _grep_ids(st, first, todo)
+    if regions:
+        near = [f for f in first if f.path in regions]
+        await _grep_ids(st, near, todo, regions)
+        await _grep_ids(st, [f for f in first if f.path not in regions], todo)
+        partial = sorted(set(todo) - _whole_lives(st.events, todo))
+        if partial:
+            await _grep_ids(st, near, partial)
+    else:
+        await _grep_ids(st, first, todo)
     messages = group_messages([e for e in st.events if e.queue_id in set(todo)])
     open_ids = sorted(
         {
@@ -334,10 +395,17 @@ async def _trace_wanted(
         await _trace_wanted(st, start)
 
 
-async def _grep_ids(st: _ServerState, files: list[LogFile], ids: list[str]) -> None:
+async def _grep_ids(
+    st: _ServerState,
+    files: list[LogFile],
+    ids: list[str],
+    regions: dict[str, list[tuple[int, int]]] | None = None,
+) -> None:
+    if not files:
+        return
     wanted = set(ids)
     seen = {(e.path, e.raw) for e in st.events}
-    async for event in st.source.grep(files, ids):
+    async for event in st.source.grep(files, ids, regions=regions):
         if not _count(st):
             break
         key = (event.path, event.raw)

@@ -31,6 +31,8 @@ class Limits(BaseModel):
     query_timeout: float = Field(180, gt=0)  # the whole query, all servers
     max_sessions: int = Field(8, ge=1, le=64)  # channels at once per SSH connection
     max_hops: int = Field(8, ge=0)
+    # Pass 2 first reads this many megabytes around each hit in large plain files (0: off).
+    pass2_region_mb: float = Field(16, ge=0)
 
 
 class ServerConfig(BaseModel):

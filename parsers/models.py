@@ -87,6 +87,7 @@ class LogEvent(BaseModel):
     kind: EventKind
     source: str | None = None  # configured server name the line came from
     path: str | None = None  # file it was read from
+    offset: int | None = None  # byte offset of the line in that file, when known
     timestamp: datetime | None = None  # timezone-aware, always
     host: str | None = None  # syslog HOSTNAME field
     program: str | None = None  # syslog tag, e.g. postfix/submission/smtpd

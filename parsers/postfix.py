@@ -74,6 +74,7 @@ def parse_line(
     *,
     source: str | None = None,
     path: str | None = None,
+    offset: int | None = None,
     zone: tzinfo = UTC,
     years: YearGuess | None = None,
 ) -> LogEvent:
@@ -81,7 +82,9 @@ def parse_line(
     line = line.rstrip("\r\n")
     envelope = parse_envelope(line, zone=zone, years=years)
     if envelope is None:
-        return LogEvent(raw=line, kind=EventKind.UNPARSED, source=source, path=path, text=line)
+        return LogEvent(
+            raw=line, kind=EventKind.UNPARSED, source=source, path=path, offset=offset, text=line
+        )
     try:
         fields = parse_message(envelope.daemon or "", envelope.text)
     except (ValueError, IndexError):  # a reader tripped on mangled input: keep the raw line
@@ -90,6 +93,7 @@ def parse_line(
         raw=line,
         source=source,
         path=path,
+        offset=offset,
         timestamp=envelope.timestamp,
         host=envelope.host,
         program=envelope.program,

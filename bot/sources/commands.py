@@ -18,7 +18,7 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.errors import ConfigError
@@ -58,7 +58,9 @@ def split_glob(glob: str) -> GlobSpec:
 def wrap(script: str, timeout_s: float) -> str:
     """The whole script, bounded in time: `timeout` kills it even if the client went away."""
     seconds = max(1, int(timeout_s))
-    return f"env LC_ALL=C timeout -k 5 {seconds} sh -c {shlex.quote(script)}"
+    # `exec`: the login shell becomes `timeout`, so the TERM that sshd delivers for a cancelled
+    # query reaches it, and `timeout` passes it on to its whole process group.
+    return f"exec env LC_ALL=C timeout -k 5 {seconds} sh -c {shlex.quote(script)}"
 
 
 def list_command(globs: Sequence[str], timeout_s: float = 30) -> str:
@@ -103,9 +105,14 @@ def grep_command(
     timeout_s: float = 120,
     *,
     ignore_case: bool = False,
+    with_offsets: bool = False,
+    regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> str:
     """Fixed-string grep of `patterns` over `paths`, every matching line as 'PATH:LINE'.
 
+    `with_offsets` adds grep's byte offset ('PATH:OFFSET:LINE'; in the file for plain files).
+    `regions` limits plain files to byte ranges (start, length), read with `dd`, so that pass 2
+    reads a few megabytes around pass 1's hits instead of the whole file.
     Exit status follows grep: 0 some match, 1 none, 2 an error (in any file).
     """
     if not patterns:
@@ -115,9 +122,14 @@ def grep_command(
     for pattern in patterns:
         if not pattern or "\n" in pattern or "\r" in pattern or "\0" in pattern:
             raise ValueError("patterns are single, non-empty lines")
-    expr = ("-i " if ignore_case else "") + " ".join(f"-e {shlex.quote(p)}" for p in patterns)
-    plain = [p for p in paths if _suffix(p) is None]
-    packed = [p for p in paths if _suffix(p) is not None]
+    flags = ("-i " if ignore_case else "") + ("-b " if with_offsets else "")
+    expr = flags + " ".join(f"-e {shlex.quote(p)}" for p in patterns)
+    regions = regions or {}
+    plain = [p for p in paths if _suffix(p) is None and p not in regions]
+    streams = [(p, _reader(p)) for p in paths if _suffix(p) is not None]
+    for path in paths:
+        for start, length in regions.get(path, ()):
+            streams.append((path, _region_reader(path, start, length)))
     # rc: 1 until something matches (0), 2 once anything failed. For a decompressor piped into
     # grep, POSIX sh has no pipefail: both exit statuses are written to fd 3 ("d<N>", "g<N>")
     # and read back through a command substitution, while grep's output goes to fd 4 (stdout).
@@ -127,9 +139,9 @@ def grep_command(
             f"grep -F -a -H {expr} -- {shlex.join(plain)}; s=$?; "
             '[ "$s" -eq 0 ] && [ "$rc" -eq 1 ] && rc=0; [ "$s" -gt 1 ] && rc=2'
         )
-    for path in packed:
+    for path, reader in streams:
         steps.append(
-            f"r=$( {{ {{ {_reader(path)}; echo d$? >&3; }} | "
+            f"r=$( {{ {{ {reader}; echo d$? >&3; }} | "
             f"grep -F -a -H --label={shlex.quote(path)} {expr} >&4; echo g$? >&3; }} 3>&1 ); "
             'case "$r" in *g0*) [ "$rc" -eq 1 ] && rc=0;; esac; '
             'case "$r" in *d[1-9]*|*g[2-9]*) rc=2;; esac'
@@ -143,12 +155,25 @@ def longest_first(paths: Sequence[str]) -> list[str]:
     return sorted(paths, key=len, reverse=True)
 
 
-def split_grep_line(line: str, ordered_paths: Sequence[str]) -> tuple[str, str] | None:
-    """'PATH:LINE' -> (PATH, LINE) for one of the paths, given `longest_first`."""
+def split_grep_line(
+    line: str, ordered_paths: Sequence[str], *, with_offsets: bool = False
+) -> tuple[str, int | None, str] | None:
+    """'PATH:[OFFSET:]LINE' -> (PATH, OFFSET, LINE) for one of the paths, given `longest_first`."""
     for path in ordered_paths:
         if line.startswith(path) and line[len(path) : len(path) + 1] == ":":
-            return path, line[len(path) + 1 :]
+            rest = line[len(path) + 1 :]
+            if not with_offsets:
+                return path, None, rest
+            offset, sep, text = rest.partition(":")
+            if not sep or not offset.isdigit():
+                return None
+            return path, int(offset), text
     return None
+
+
+def is_plain(path: str) -> bool:
+    """Not compressed: byte offsets in grep's output are offsets in the file."""
+    return _suffix(path) is None
 
 
 def _suffix(path: str) -> str | None:
@@ -156,6 +181,21 @@ def _suffix(path: str) -> str | None:
         if path.endswith(suffix):
             return suffix
     return None
+
+
+def _region_reader(path: str, start: int, length: int) -> str:
+    """Bytes [start, start+length) of a plain file; dd exits 0 (no SIGPIPE as with tail|head)."""
+    return shlex.join(
+        [
+            "dd",
+            f"if={path}",
+            "iflag=skip_bytes,count_bytes",
+            f"skip={max(0, start)}",
+            f"count={max(1, length)}",
+            "bs=1M",
+            "status=none",
+        ]
+    )
 
 
 def _reader(path: str) -> str:

@@ -10,7 +10,7 @@ events with the file's own year guess and the server's zone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -98,9 +98,19 @@ class LogSource:
             self._heads[(path, size, mtime)] = envelope.timestamp if envelope else None
 
     async def grep(
-        self, files: Sequence[LogFile], patterns: Sequence[str], *, ignore_case: bool = False
+        self,
+        files: Sequence[LogFile],
+        patterns: Sequence[str],
+        *,
+        ignore_case: bool = False,
+        with_offsets: bool = False,
+        regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
     ) -> AsyncIterator[LogEvent]:
-        """Events of every line in `files` that contains one of `patterns` (fixed strings)."""
+        """Events of every line in `files` that contains one of `patterns` (fixed strings).
+
+        `with_offsets` records each line's byte offset (plain files); `regions` limits plain
+        files to byte ranges (see `commands.grep_command`).
+        """
         readable = [f for f in files if f.readable]
         if not readable or not patterns:
             return
@@ -110,19 +120,30 @@ class LogSource:
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
             chunk = patterns[chunk_start : chunk_start + commands.MAX_PATTERNS]
             command = commands.grep_command(
-                paths, chunk, self.limits.command_timeout, ignore_case=ignore_case
+                paths,
+                chunk,
+                self.limits.command_timeout,
+                ignore_case=ignore_case,
+                with_offsets=with_offsets,
+                regions=regions,
             )
             async for line in self.runner.stream(command):
-                split = commands.split_grep_line(line, ordered)
+                split = commands.split_grep_line(line, ordered, with_offsets=with_offsets)
                 if split is None:
                     continue
-                path, text = split
-                yield self.parse(by_path[path], text)
+                path, offset, text = split
+                in_file = commands.is_plain(path) and not (regions and path in regions)
+                yield self.parse(by_path[path], text, offset if in_file else None)
 
-    def parse(self, file: LogFile, text: str) -> LogEvent:
+    def parse(self, file: LogFile, text: str, offset: int | None = None) -> LogEvent:
         years = YearGuess(file.mtime.astimezone(self.server.zone), self.server.year)
         return parse_line(
-            text, source=self.name, path=file.path, zone=self.server.zone, years=years
+            text,
+            source=self.name,
+            path=file.path,
+            offset=offset,
+            zone=self.server.zone,
+            years=years,
         )
 
     async def close(self) -> None:

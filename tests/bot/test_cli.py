@@ -47,7 +47,9 @@ def test_howto_example_as_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_nothing_found_gives_a_diagnosis(capsys: pytest.CaptureFixture[str]) -> None:
     """An address on the wrong day: exit 1, and the diagnosis names the day it was logged."""
-    status = main(["trace", "sender2@example.net", "2024-05-14", "--log", str(HOWTO), "--format", "json"])
+    status = main(
+        ["trace", "sender2@example.net", "2024-05-14", "--log", str(HOWTO), "--format", "json"]
+    )
     doc = json.loads(capsys.readouterr().out)
     assert status == 1
     assert doc["messages"] == []
@@ -68,6 +70,9 @@ def test_usage_error_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_console_script_help() -> None:
     """`mailtrace trace --help` explains the query grammar."""
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "trace", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "bot.cli", "trace", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "TARGET [DATE] [TIME] [on SERVER]" in done.stdout

@@ -55,7 +55,13 @@ async def test_lists_rotated_and_compressed_files_with_their_span(logdir: Path) 
     files = await _source(logdir).list_files()
     names = [Path(f.path).name for f in files]
     assert names[-2:] == ["mail.log.1", "mail.log"]
-    assert set(names) == {"mail.log", "mail.log.1", "mail.log.2.gz", "mail.log.3.bz2", "mail.log.4.xz"}
+    assert set(names) == {
+        "mail.log",
+        "mail.log.1",
+        "mail.log.2.gz",
+        "mail.log.3.bz2",
+        "mail.log.4.xz",
+    }
     newest = files[-1]
     assert newest.first_seen == datetime(2024, 5, 13, 9, 0, tzinfo=UTC)
     assert newest.mtime == datetime(2024, 5, 13, 23, 0, tzinfo=UTC)
@@ -84,7 +90,9 @@ async def test_grep_reads_every_compression(logdir: Path) -> None:
 @pytest.mark.skipif(shutil.which("zstd") is None, reason="zstd is not installed")
 async def test_grep_reads_zstd(logdir: Path) -> None:
     """zstd-compressed rotations are read too."""
-    subprocess.run(["zstd", "-q", str(logdir / "mail.log.1"), "-o", str(logdir / "mail.log.5.zst")], check=True)
+    subprocess.run(
+        ["zstd", "-q", str(logdir / "mail.log.1"), "-o", str(logdir / "mail.log.5.zst")], check=True
+    )
     source = _source(logdir)
     files = [f for f in await source.list_files() if f.path.endswith(".zst")]
     events = [e async for e in source.grep(files, ["BBBB2"])]

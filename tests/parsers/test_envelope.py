@@ -82,7 +82,11 @@ def test_journal_json_record() -> None:
 
 def test_journal_json_byte_array_message() -> None:
     """journald's byte-array MESSAGE (non-UTF-8) is decoded with replacement, not dropped."""
-    record = {"__REALTIME_TIMESTAMP": "0", "SYSLOG_IDENTIFIER": "postfix/smtp", "MESSAGE": [65, 255, 66]}
+    record = {
+        "__REALTIME_TIMESTAMP": "0",
+        "SYSLOG_IDENTIFIER": "postfix/smtp",
+        "MESSAGE": [65, 255, 66],
+    }
     env = parse_envelope(json.dumps(record))
     assert env is not None
     assert env.text == "A\ufffdB"

@@ -40,7 +40,7 @@ def _cases() -> list[Path]:
 
 def _load(path: Path) -> tuple[str, dict[str, Any]]:
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return str(doc["data"]), {k: v for k, v in (doc.get("results") or {}).items()}
+    return str(doc["data"]), dict(doc.get("results") or {})
 
 
 def _event(path: Path, data: str) -> LogEvent:

@@ -28,7 +28,9 @@ def _by_id(messages: list[Message]) -> dict[str, Message]:
 def test_every_scenario_and_the_rotated_set_parse_and_group() -> None:
     """Every scenario file and every rotated/gzipped file parses and groups without an exception."""
     root = corpus_dir("lightmeter-controlcenter")
-    paths = sorted(root.glob("individual_files/*.log")) + sorted(root.glob("complete/logs_sample/*"))
+    paths = sorted(root.glob("individual_files/*.log")) + sorted(
+        root.glob("complete/logs_sample/*")
+    )
     assert len(paths) >= 40
     for path in paths:
         events = _events(path)
@@ -63,7 +65,9 @@ def test_expired_message_returns_to_sender() -> None:
     expired = found["23EBE3D5C0"]
     assert expired.status is Status.EXPIRED
     assert [r.status for r in expired.recipients] == [Status.EXPIRED]
-    assert any(link.kind is LinkKind.BOUNCE and link.queue_id == "A7E673C067" for link in expired.links)
+    assert any(
+        link.kind is LinkKind.BOUNCE and link.queue_id == "A7E673C067" for link in expired.links
+    )
     notice = found["A7E673C067"]
     assert notice.sender == ""
     assert notice.status is Status.SENT
@@ -110,9 +114,9 @@ def test_content_filter_reinjection_links_both_ways() -> None:
     root = corpus_dir("lightmeter-controlcenter", "individual_files")
     found = _by_id(group_messages(_events(root / "8_weird_log_file.log")))
     copy = found["ED01244770"]
-    assert any(l.kind is LinkKind.PREVIOUS_HOP and l.queue_id == "4F5C64474F" for l in copy.links)
+    assert (LinkKind.PREVIOUS_HOP, "4F5C64474F") in {(k.kind, k.queue_id) for k in copy.links}
     original = found["4F5C64474F"]
-    assert any(l.kind is LinkKind.REINJECTED and l.queue_id == "ED01244770" for l in original.links)
+    assert (LinkKind.REINJECTED, "ED01244770") in {(k.kind, k.queue_id) for k in original.links}
 
 
 def test_milter_reject_after_queueing_is_rejected() -> None:

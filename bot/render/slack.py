@@ -1,0 +1,319 @@
+"""Slack messages for an answer: the parent summary and the thread replies, as Block Kit.
+
+Strategy: `build_view` already says everything in plain lines; this module only escapes them for
+mrkdwn (`&`, `<`, `>`: Postfix lines are full of `<a@b>`) and packs them into Slack's limits —
+at most 3000 characters per section text and 50 blocks per message (and a modest total per
+message, so a phone can scroll it). A line too long for one section is split, never cut; a
+message too long for one reply is split into numbered parts; a summary too long for the parent
+goes on in the thread. Blocks are built with `slack_sdk.models.blocks`, whose validators check
+the limits again when the client serialises them. Every message has a plain `text` fallback
+(notifications, screen readers, clients without blocks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.render.view import AnswerView, MessageView
+
+MAX_BLOCKS = 50  # Slack: blocks per message
+MAX_SECTION_CHARS = 3000  # Slack: characters per section text
+MAX_CONTEXT_CHARS = 2000  # per context element; Slack truncates longer ones
+MAX_MESSAGE_CHARS = 12_000  # our own budget per message: readable, far below Slack's caps
+MAX_FALLBACK_CHARS = 3000  # `text` fallback: a summary, the blocks carry the whole content
+ONE_REPLY_EACH_UP_TO = 20  # more messages than this share replies (chat.postMessage is ~1/s)
+MAX_RESPONSES = 5  # Slack accepts five posts to one response_url
+SHOW_LINES_ACTION = "show_log_lines"
+INVITE_HINT = (
+    "I can't post in this conversation, so only you can see this answer. "
+    "Invite me (`/invite @mailtrace`) to get answers in a thread the whole channel can see."
+)
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    """One chat message: blocks plus the plain-text fallback."""
+
+    text: str
+    blocks: tuple[Block, ...]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for chat.postMessage / chat.update / respond()."""
+        return {"text": self.text, "blocks": list(self.blocks)}
+
+
+@dataclass(frozen=True)
+class SlackThread:
+    """The parent message and the replies under it, in posting order."""
+
+    parent: SlackMessage
+    replies: tuple[SlackMessage, ...] = field(default_factory=tuple)
+
+
+def escape(text: str) -> str:
+    """Escape the three characters mrkdwn gives a meaning (`<@U1>`, `<url|label>`, entities)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def split_escaped(line: str, limit: int) -> list[str]:
+    """Escape one line and split it into pieces of at most `limit` characters, never inside
+    an entity such as `&lt;` (the split happens on the raw text)."""
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for char in line:
+        escaped = escape(char)
+        if size + len(escaped) > limit and current:
+            pieces.append("".join(current))
+            current, size = [], 0
+        current.append(escaped)
+        size += len(escaped)
+    pieces.append("".join(current))
+    return pieces
+
+
+def pack_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS) -> list[str]:
+    """Escape lines and join them into texts of at most `limit` characters each, in order."""
+    chunks: list[str] = []
+    current = ""
+    for line in lines:
+        for piece in split_escaped(line, limit):
+            joined = f"{current}\n{piece}" if current else piece
+            if len(joined) <= limit:
+                current = joined
+                continue
+            if current:
+                chunks.append(current)
+            current = piece
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def fallback(lines: Iterable[str], limit: int = MAX_FALLBACK_CHARS) -> str:
+    """Plain text for notifications: the first lines that fit (the blocks hold the rest)."""
+    text = "\n".join(lines)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def sections(lines: Iterable[str], *, title: str | None = None) -> list[Block]:
+    """Section blocks holding `lines` (escaped), the first one starting with a bold title."""
+    lines = list(lines)
+    if title is not None:
+        lines = [f"\0{title}", *lines]
+    blocks: list[Block] = []
+    for chunk in pack_lines(lines, MAX_SECTION_CHARS - 2):  # room for the title's asterisks
+        if chunk.startswith("\0"):
+            head, _, rest = chunk[1:].partition("\n")
+            chunk = f"*{head}*" + (f"\n{rest}" if rest else "")
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=chunk, verbatim=True)))
+    return blocks
+
+
+def context(lines: Iterable[str]) -> list[Block]:
+    """Small grey context blocks (what was searched, notes), up to ten elements each."""
+    elements = [
+        MarkdownTextObject(text=chunk, verbatim=True)
+        for chunk in pack_lines(lines, MAX_CONTEXT_CHARS)
+    ]
+    return [ContextBlock(elements=elements[i : i + 10]) for i in range(0, len(elements), 10)]
+
+
+def show_lines_button(value: str, index: int) -> Block:
+    """The "Show log lines" button of one message; `value` finds the lines in the bot's cache."""
+    return ActionsBlock(
+        elements=[
+            ButtonElement(
+                text="Show log lines",
+                action_id=f"{SHOW_LINES_ACTION}:{index}",
+                value=value,
+            )
+        ]
+    )
+
+
+def paginate(blocks: Sequence[Block], *, label: str) -> list[list[Block]]:
+    """Split blocks into messages within the block and size budgets; label parts "(2 of 3)"."""
+    pages: list[list[Block]] = [[]]
+    size = 0
+    for block in blocks:
+        chars = _chars(block)
+        page = pages[-1]
+        if page and (len(page) >= MAX_BLOCKS - 1 or size + chars > MAX_MESSAGE_CHARS):
+            pages.append([])
+            size = 0
+        pages[-1].append(block)
+        size += chars
+    if len(pages) > 1:
+        for number, page in enumerate(pages, start=1):
+            page.append(
+                ContextBlock(
+                    elements=[
+                        MarkdownTextObject(
+                            text=f"{escape(label)} — part {number} of {len(pages)}",
+                            verbatim=True,
+                        )
+                    ]
+                )
+            )
+    return pages
+
+
+def render_progress(description: str, servers: Sequence[str], note: str) -> SlackMessage:
+    """The parent while the search runs: what is being searched, where, and how far along."""
+    where = ", ".join(servers) if servers else "no servers"
+    lines = [f"🔎 Looking for {description}", f"Servers: {where}", note]
+    return SlackMessage(text=fallback(lines), blocks=tuple(sections(lines)))
+
+
+def render_thread(view: AnswerView, lines_key: str | None = None) -> SlackThread:
+    """The whole answer: parent summary, then the detail of each message (or the diagnosis).
+
+    `lines_key` names the answer's raw lines in the bot's cache; with it, every message gets a
+    "Show log lines" button whose value is `KEY:INDEX`.
+    """
+    parent_blocks = sections(
+        view.verdicts or ["I found no log line for it; the thread says why."], title=view.headline
+    )
+    parent_blocks += context(view.footer)
+    pages = paginate(parent_blocks, label="Summary")
+    parent = SlackMessage(text=fallback([view.headline, *view.verdicts]), blocks=tuple(pages[0]))
+    replies = [
+        SlackMessage(text=fallback([f"{view.headline} (summary, continued)"]), blocks=tuple(page))
+        for page in pages[1:]
+    ]
+    details = [
+        _message_pages(message, index, lines_key) for index, message in enumerate(view.messages)
+    ]
+    if len(details) <= ONE_REPLY_EACH_UP_TO:
+        replies += [reply for pages_ in details for reply in pages_]
+    else:
+        replies += _grouped(details, view.headline)
+    if not view.messages:
+        diagnosis = view.diagnosis or ["No likely reason stands out."]
+        blocks = sections(diagnosis, title="Likely reasons") + sections(
+            view.footer, title="What I searched"
+        )
+        replies += [
+            SlackMessage(text=fallback(["Likely reasons:", *diagnosis]), blocks=tuple(page))
+            for page in paginate(blocks, label="Likely reasons")
+        ]
+    return SlackThread(parent=parent, replies=tuple(replies))
+
+
+def render_for_respond(thread: SlackThread, hint: str | None = INVITE_HINT) -> list[SlackMessage]:
+    """The same answer for a response_url (no thread): the hint first, then the parent and the
+    replies merged into at most five posts; a last post says what did not fit, if anything."""
+    posts: list[list[Block]] = [list(sections([hint]))] if hint else [[]]
+    texts: list[list[str]] = [[hint]] if hint else [[]]
+    for message in (thread.parent, *thread.replies):
+        size = sum(_chars(b) for b in (*posts[-1], *message.blocks))
+        if posts[-1] and (
+            len(posts[-1]) + len(message.blocks) > MAX_BLOCKS or size > MAX_MESSAGE_CHARS
+        ):
+            posts.append([])
+            texts.append([])
+        posts[-1].extend(message.blocks)
+        texts[-1].append(message.text)
+    messages = [
+        SlackMessage(text=fallback(text), blocks=tuple(blocks))
+        for text, blocks in zip(texts, posts, strict=True)
+    ]
+    return _at_most_five(
+        messages,
+        "Invite me to get the whole answer in a thread, or narrow the query.",
+    )
+
+
+def render_raw_lines(title: str, lines: Sequence[str]) -> list[SlackMessage]:
+    """Raw log lines as code blocks, for when a file cannot be uploaded (at most five posts)."""
+    messages = []
+    for chunk in pack_lines(lines or ["(no lines)"], MAX_SECTION_CHARS - 6):
+        block = SectionBlock(text=MarkdownTextObject(text=f"```{chunk}```", verbatim=True))
+        messages.append(SlackMessage(text=fallback([f"Log lines of {title}"]), blocks=(block,)))
+    merged: list[SlackMessage] = []
+    for message in messages:  # several code blocks per post, within the budgets
+        if merged and _fits(merged[-1], message):
+            last = merged[-1]
+            merged[-1] = SlackMessage(text=last.text, blocks=(*last.blocks, *message.blocks))
+        else:
+            merged.append(message)
+    return _at_most_five(merged, "Invite me to the channel to get them as a file.")
+
+
+def render_notice(text: str) -> SlackMessage:
+    """A short message of our own (an error, a refusal), escaped and within limits."""
+    return SlackMessage(text=fallback([text]), blocks=tuple(sections([text])))
+
+
+def _message_pages(message: MessageView, index: int, lines_key: str | None) -> list[SlackMessage]:
+    blocks = sections(message.lines, title=message.title)
+    pages = paginate(blocks, label=message.title)
+    if lines_key is not None and message.raw:
+        button = show_lines_button(f"{lines_key}:{index}", index)
+        if len(pages[-1]) < MAX_BLOCKS:
+            pages[-1].append(button)
+        else:
+            pages.append([button])
+    text = fallback([message.title, message.verdict])
+    return [SlackMessage(text=text, blocks=tuple(page)) for page in pages]
+
+
+def _grouped(details: list[list[SlackMessage]], headline: str) -> list[SlackMessage]:
+    """Many messages: several per reply (a message too long for one reply keeps its parts)."""
+    replies: list[SlackMessage] = []
+    blocks: list[Block] = []
+    texts: list[str] = []
+    for pages in details:
+        for page in pages:
+            size = sum(_chars(b) for b in blocks) + sum(_chars(b) for b in page.blocks)
+            if blocks and (len(blocks) + len(page.blocks) > MAX_BLOCKS or size > MAX_MESSAGE_CHARS):
+                replies.append(SlackMessage(text=fallback(texts), blocks=tuple(blocks)))
+                blocks, texts = [], []
+            blocks.extend(page.blocks)
+            texts.append(page.text.partition("\n")[0])
+    if blocks:
+        replies.append(SlackMessage(text=fallback(texts), blocks=tuple(blocks)))
+    note = (
+        f"{len(details)} messages: their details are grouped several to a reply "
+        f"({len(replies)} replies)."
+    )
+    head = SlackMessage(text=fallback([headline, note]), blocks=tuple(context([note])))
+    return [head, *replies]
+
+
+def _fits(message: SlackMessage, more: SlackMessage) -> bool:
+    size = sum(_chars(b) for b in (*message.blocks, *more.blocks))
+    return len(message.blocks) + len(more.blocks) <= MAX_BLOCKS and size <= MAX_MESSAGE_CHARS
+
+
+def _at_most_five(messages: list[SlackMessage], advice: str) -> list[SlackMessage]:
+    """Slack takes five posts per response_url: keep four and say what the rest would hold."""
+    if len(messages) <= MAX_RESPONSES:
+        return messages
+    left_out = len(messages) - (MAX_RESPONSES - 1)
+    note = (
+        f"{left_out} more part{'s' if left_out != 1 else ''} did not fit here (Slack allows "
+        f"five replies to a command). {advice}"
+    )
+    return [*messages[: MAX_RESPONSES - 1], render_notice(note)]
+
+
+def _chars(block: Block) -> int:
+    """Characters of text a block carries (for the per-message budget)."""
+    if isinstance(block, SectionBlock) and block.text is not None:
+        return len(block.text.text)
+    if isinstance(block, ContextBlock):
+        return sum(len(getattr(e, "text", "") or "") for e in block.elements)
+    return 50

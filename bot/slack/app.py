@@ -1,0 +1,501 @@
+"""The Bolt app: `/mailtrace QUERY` answered in a thread, and the "Show log lines" button.
+
+Strategy: everything that decides a command without touching a log server happens before the
+acknowledgement and is quick — shutdown, access (bounded by a short budget), help, the query's
+grammar, the rate limit — and a refusal or usage message *is* the acknowledgement (ephemeral).
+Otherwise the acknowledgement is a short "searching" note and, in the same coroutine (Bolt has
+already answered Slack), the answer follows: the asker's time zone, a parent message that shows
+progress, the search under the global concurrency limit, the summary and one reply per message.
+Every request ends in one audit entry; every failure ends in a message to the asker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import ConfigError, UsageError
+from bot.query import USAGE, Query, parse_query
+from bot.render.slack import (
+    SHOW_LINES_ACTION,
+    escape,
+    render_progress,
+    render_raw_lines,
+    render_thread,
+)
+from bot.render.view import build_view
+from bot.search import SearchResult, run_search
+from bot.settings import Settings, SlackConfig
+from bot.slack.access import AccessPolicy, Decision
+from bot.slack.audit import AuditEntry, AuditLog, Outcome
+from bot.slack.delivery import Delivery, slack_error
+from bot.slack.directory import Directory
+from bot.slack.ratelimit import RateLimiter
+from bot.slack.rawlines import AnswerLines, RawLinesCache
+from bot.slack.running import RunningSearches
+from bot.slack.secrets import API_URL
+from bot.sources.source import LogSource
+
+logger = logging.getLogger("mailtrace.slack")
+
+COMMAND = "/mailtrace"
+DEFAULT_API_URL = "https://slack.com/api/"
+HELP_WORDS = frozenset({"", "help", "-h", "--help", "?", "usage"})
+ACCESS_BUDGET_S = 2.0  # Slack wants the acknowledgement within 3 s
+PROGRESS_EVERY_S = 5.0
+SHUTTING_DOWN = "mailtrace is restarting right now. Please ask again in a minute."
+CANCELLED = "⏹️ mailtrace had to restart, so this search was stopped. Please ask again."
+
+SourcesFactory = Callable[[], Sequence[LogSource]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def api_base_url(settings: Settings, environ: Mapping[str, str] = os.environ) -> str:
+    """The Web API base URL: the setting, else $SLACK_API_URL, else Slack's; ends with '/'."""
+    configured = settings.slack.api_base_url if settings.slack else None
+    url = configured or environ.get(API_URL) or DEFAULT_API_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def build_client(token: str, base_url: str = DEFAULT_API_URL) -> AsyncWebClient:
+    """A Web API client that retries connection errors, 429 (after Retry-After) and 5xx."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(
+    settings: Settings,
+    sources_factory: SourcesFactory,
+    *,
+    client: AsyncWebClient | None = None,
+    token: str | None = None,
+    signing_secret: str = "",
+    clock: Callable[[], datetime] = utc_now,
+    running: RunningSearches | None = None,
+    audit: AuditLog | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> AsyncApp:
+    """The Bolt app with the /mailtrace command and the "Show log lines" button.
+
+    Pass `client` (tests point one at a fake Slack with `build_client(token, base_url)`) or
+    `token` (a client is built for the configured API URL). `signing_secret` verifies HTTP-mode
+    requests (Socket Mode needs none). `sources_factory` returns the log sources a search uses;
+    `running` lets the caller drain searches at shutdown; `clock` is "now" for query dates.
+    """
+    if client is None:
+        if not token:
+            raise ConfigError("build_app needs a Web API client or a bot token")
+        client = build_client(token, api_base_url(settings))
+    bot = MailtraceBot(
+        settings,
+        sources_factory,
+        client=client,
+        clock=clock,
+        running=running or RunningSearches((settings.slack or SlackConfig()).max_concurrent),
+        audit=audit or AuditLog.from_settings(settings),
+        monotonic=monotonic,
+    )
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        name="mailtrace",
+        logger=logging.getLogger("mailtrace.bolt"),
+    )
+    app.command(COMMAND)(bot.on_command)
+    app.action(re.compile(rf"^{SHOW_LINES_ACTION}(:\d+)?$"))(bot.on_show_lines)
+    app.error(bot.on_error)
+    return app
+
+
+def slack_unescape(text: str) -> str:
+    """Undo Slack's escaping of what was typed (`&lt;` for `<`, as in a <message-id>)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def usage_message(error: str) -> str:
+    """A usage error as mrkdwn: the complaint, then the usage with examples in a code block."""
+    complaint, _, usage = error.partition("Usage:")
+    usage = ("Usage:" + usage) if usage else USAGE
+    return f"{escape(complaint.strip())}\n```{escape(usage.strip())}```"
+
+
+class MailtraceBot:
+    """The listeners and what they share: settings, limits, caches, the audit log."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sources_factory: SourcesFactory,
+        *,
+        client: AsyncWebClient,
+        clock: Callable[[], datetime],
+        running: RunningSearches,
+        audit: AuditLog,
+        monotonic: Callable[[], float],
+    ) -> None:
+        config = settings.slack or SlackConfig()
+        self.settings = settings
+        self.sources_factory = sources_factory
+        self.clock = clock
+        self.monotonic = monotonic
+        self.running = running
+        self.audit = audit
+        self.directory = Directory(client, settings.zone, monotonic=monotonic)
+        self.access = AccessPolicy(config, self.directory)
+        self.limiter = RateLimiter(config.rate_limit_per_minute, monotonic=monotonic)
+        self.raw_lines = RawLinesCache(monotonic=monotonic)
+        if not self.access.restricted:
+            logger.warning(
+                "access_unrestricted note=%s",
+                "anyone in the workspace may ask; set slack.allowed_users/usergroups/channels",
+            )
+
+    # ------------------------------------------------------------------ /mailtrace
+
+    async def on_command(
+        self,
+        ack: AsyncAck,
+        command: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        """Acknowledge at once (with the answer itself when it needs no search), then answer."""
+        started = self.monotonic()
+        user = str(command.get("user_id") or "")
+        channel = str(command.get("channel_id") or "")
+        text = slack_unescape(str(command.get("text") or "")).strip()
+
+        def refuse(outcome: Outcome, reason: str) -> None:
+            self._record(user, channel, text, outcome, started, allowed=False, reason=reason)
+
+        if not self.running.accepting:
+            await ack(SHUTTING_DOWN)
+            refuse(Outcome.SHUTTING_DOWN, "shutting down")
+            return
+        decision = await self._check_access(user, channel)
+        if not decision.allowed:
+            await ack(decision.message)
+            refuse(Outcome.REFUSED, decision.reason)
+            return
+        if text.lower() in HELP_WORDS:
+            await ack(self._help())
+            self._record(user, channel, text, Outcome.HELP, started)
+            return
+        try:
+            self._check_servers(parse_query(text, now=self.clock(), zone=self.settings.zone))
+        except UsageError as exc:
+            await ack(usage_message(str(exc)))
+            reason = str(exc).partition("\n")[0]
+            self._record(user, channel, text, Outcome.USAGE_ERROR, started, reason=reason)
+            return
+        wait = self.limiter.acquire(user)
+        if wait is not None:
+            await ack(
+                f"You've asked {self.limiter.per_minute} times in the last minute, which is my "
+                f"limit. Please ask again in {max(1, round(wait))} s."
+            )
+            refuse(Outcome.RATE_LIMITED, f"more than {self.limiter.per_minute} per minute")
+            return
+        await ack(f"🔎 Searching for “{escape(text)}”… the answer will appear here.")
+        await self.running.run(self._answer(user, channel, text, client, respond, started))
+
+    async def _answer(
+        self,
+        user: str,
+        channel: str,
+        text: str,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        started: float,
+    ) -> None:
+        delivery = Delivery(client, respond, channel)
+        outcome, reason = Outcome.FAILED, ""
+        result: SearchResult | None = None
+        try:
+            zone = await self.directory.zone_of(user)
+            query = parse_query(text, now=self.clock(), zone=zone)
+            sources = list(self.sources_factory())
+            names = list(query.servers) or [s.name for s in sources]
+            note = "Waiting for a free search slot…" if self.running.busy else "Searching…"
+            await delivery.start(render_progress(query.describe(), names, note))
+            async with self.running.slot():
+                result = await self._search(query, sources, names, delivery)
+            view = build_view(result, zone)
+            key = self._keep_lines(result, delivery)
+            await delivery.finish(render_thread(view, key))
+            outcome = Outcome.ANSWERED if result.messages else Outcome.NOTHING_FOUND
+        except asyncio.CancelledError:
+            outcome, reason = Outcome.CANCELLED, "shutdown"
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # long enough to say so in the thread
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(delivery.notice(CANCELLED), 2.0)
+            raise
+        except UsageError as exc:
+            outcome, reason = Outcome.USAGE_ERROR, str(exc).partition("\n")[0]
+            await delivery.notice(str(exc))
+        except Exception as exc:  # every failure becomes a message, never silence
+            ref = secrets.token_hex(4)
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            logger.exception("search_failed ref=%s user=%s channel=%s", ref, user, channel)
+            await delivery.notice(
+                "⚠️ Something went wrong while searching, so I have no answer this time. "
+                f"The bot's log has the details (reference {ref}). Please try again; if it "
+                "keeps happening, tell the ops team."
+            )
+        finally:
+            self._record(
+                user,
+                channel,
+                text,
+                outcome,
+                started,
+                reason=reason,
+                result=result,
+                delivery=delivery.mode,
+            )
+
+    async def _search(
+        self, query: Query, sources: list[LogSource], names: list[str], delivery: Delivery
+    ) -> SearchResult:
+        """Run the search; every few seconds, tell the thread it is still going."""
+        began = self.monotonic()
+        task = asyncio.create_task(run_search(query, self.settings, sources, now=self.clock()))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=PROGRESS_EVERY_S)
+                if done:
+                    return task.result()
+                elapsed = self.monotonic() - began
+                await delivery.progress(
+                    render_progress(
+                        query.describe(), names, f"Still searching… {elapsed:.0f} s so far."
+                    )
+                )
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=5.0)
+
+    def _keep_lines(self, result: SearchResult, delivery: Delivery) -> str | None:
+        if not result.messages:
+            return None
+        return self.raw_lines.put(
+            AnswerLines(
+                channel=delivery.channel,
+                thread_ts=delivery.parent_ts if delivery.mode == "thread" else None,
+                messages=tuple(
+                    (f"{m.host} {m.queue_id or 'NOQUEUE'}", tuple(m.lines)) for m in result.messages
+                ),
+            )
+        )
+
+    # ------------------------------------------------------------------ Show log lines
+
+    async def on_show_lines(
+        self,
+        ack: AsyncAck,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+    ) -> None:
+        """Attach one message's raw log lines to the thread as a file."""
+        await ack()
+        started = self.monotonic()
+        user = str((body.get("user") or {}).get("id") or "")
+        channel = str(
+            (body.get("channel") or {}).get("id")
+            or (body.get("container") or {}).get("channel_id")
+            or ""
+        )
+        actions = body.get("actions") or [{}]
+        key, _, index = str(actions[0].get("value") or "").rpartition(":")
+        answer = self.raw_lines.get(key)
+        where = answer.channel if answer is not None else channel
+        decision = await self._check_access(user, where)
+        value = str(actions[0].get("value") or "")
+        if not decision.allowed:
+            await self._tell(respond, decision.message)
+            self._record(
+                user,
+                where,
+                outcome=Outcome.REFUSED,
+                started=started,
+                allowed=False,
+                reason=decision.reason,
+                action="show_lines",
+                query=value,
+            )
+            return
+        if answer is None or not index.isdigit() or int(index) >= len(answer.messages):
+            await self._tell(
+                respond,
+                "I no longer have those log lines: I keep them for recent answers only, and "
+                "forget them when I restart. Ask again with /mailtrace to get fresh ones.",
+            )
+            self._record(
+                user,
+                where,
+                outcome=Outcome.LINES_EXPIRED,
+                started=started,
+                action="show_lines",
+                query=value,
+            )
+            return
+        title, lines = answer.messages[int(index)]
+        delivery = "thread"
+        try:
+            if answer.thread_ts is None:
+                raise LookupError("the answer has no thread")
+            await client.files_upload_v2(
+                channel=answer.channel,
+                thread_ts=answer.thread_ts,
+                content="\n".join(lines) + "\n",
+                filename=f"mailtrace-{re.sub(r'[^A-Za-z0-9._-]+', '-', title)}.log",
+                title=f"Log lines of {title}",
+                alt_txt=f"{len(lines)} Postfix log lines of {title}",
+            )
+        except (SlackApiError, SlackClientError, LookupError) as exc:
+            delivery = "respond"
+            logger.info("lines_upload_fallback channel=%s reason=%s", where, _why(exc))
+            for message in render_raw_lines(title, lines):
+                await self._tell(respond, message.text, message.as_kwargs())
+        self._record(
+            user,
+            where,
+            outcome=Outcome.LINES_SHOWN,
+            started=started,
+            delivery=delivery,
+            action="show_lines",
+            query=value,
+        )
+
+    # ------------------------------------------------------------------ shared
+
+    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        """Bolt calls this for exceptions that escape a listener (ours catch their own)."""
+        logger.error(
+            "listener_failed type=%s error=%r", body.get("type") or body.get("command"), error
+        )
+
+    async def _check_access(self, user: str, channel: str) -> Decision:
+        try:
+            return await asyncio.wait_for(self.access.check(user, channel), ACCESS_BUDGET_S)
+        except TimeoutError:
+            return Decision(
+                allowed=False,
+                reason="access check timed out",
+                message="Slack was too slow to tell me whether you may ask. Please try again.",
+            )
+
+    def _check_servers(self, query: Query) -> None:
+        known = [s.name for s in self.settings.servers]
+        unknown = [n for n in query.servers if n not in known]
+        if unknown:
+            raise UsageError(
+                f"No server named {', '.join(unknown)}. Known servers: "
+                f"{', '.join(known) or 'none'}.\n{USAGE}"
+            )
+
+    def _help(self) -> str:
+        servers = ", ".join(s.name for s in self.settings.servers) or "none configured"
+        return (
+            "*/mailtrace* tells you what happened to an email, from our Postfix logs.\n"
+            f"```{escape(USAGE)}```\n"
+            f"Servers: {escape(servers)}. Dates and times are in your Slack time zone.\n"
+            "The answer comes as a thread in this channel: a summary, then one reply per "
+            "message with what happened and why; *Show log lines* attaches the raw lines. "
+            "If I'm not in the channel, only you see the answer — invite me for threads."
+        )
+
+    @staticmethod
+    async def _tell(
+        respond: AsyncRespond, text: str, message: dict[str, Any] | None = None
+    ) -> None:
+        """An ephemeral reply through response_url (escaped text, or a rendered message)."""
+        kwargs = message or {"text": escape(text)}
+        try:
+            await respond(response_type="ephemeral", replace_original=False, **kwargs)
+        except Exception as exc:  # nothing else to tell the asker; log it
+            logger.error("respond_failed error=%r", exc)
+
+    def _record(
+        self,
+        user: str,
+        channel: str,
+        query: str = "",
+        outcome: Outcome = Outcome.FAILED,
+        started: float = 0.0,
+        *,
+        allowed: bool = True,
+        reason: str = "",
+        result: SearchResult | None = None,
+        delivery: str = "",
+        action: str = "command",
+    ) -> None:
+        servers: tuple[str, ...] = ()
+        counts: dict[str, int] = {}
+        if result is not None:
+            servers = tuple(c.server for c in result.searched)
+            counts = {"messages": len(result.messages), "failures": len(result.failures)}
+            for message in result.messages:
+                counts[message.status.value] = counts.get(message.status.value, 0) + 1
+        duration = round(self.monotonic() - started, 3)
+        self.audit.record(
+            AuditEntry(
+                user=user,
+                channel=channel,
+                action=action,
+                query=query,
+                outcome=outcome,
+                allowed=allowed,
+                reason=reason,
+                servers=servers,
+                counts=counts,
+                duration_s=duration,
+                delivery=delivery,
+            )
+        )
+        logger.info(
+            "request action=%s user=%s channel=%s outcome=%s duration_s=%s messages=%s",
+            action,
+            user,
+            channel,
+            outcome.value,
+            duration,
+            counts.get("messages", "-"),
+        )
+
+
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, LookupError) else slack_error(exc)

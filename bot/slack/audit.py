@@ -1,0 +1,82 @@
+"""The audit log: one JSON line per request, answered or refused.
+
+Strategy: every request ends in exactly one `AuditEntry` (who, where, what was asked, which
+servers were searched, what came back, how long it took, and the outcome). Entries are appended
+to the configured file, or logged on the `mailtrace.audit` logger when there is none. A failing
+audit write is logged loudly but never turns into a failed answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.settings import Settings
+
+logger = logging.getLogger("mailtrace.audit")
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"  # messages found and posted
+    NOTHING_FOUND = "nothing_found"  # searched, nothing matched (the diagnosis was posted)
+    HELP = "help"
+    USAGE_ERROR = "usage_error"
+    REFUSED = "refused"  # not allowed: user, user group or channel
+    RATE_LIMITED = "rate_limited"
+    SHUTTING_DOWN = "shutting_down"
+    FAILED = "failed"  # an error inside the search; the thread says so
+    CANCELLED = "cancelled"  # shutdown cancelled the search
+    LINES_SHOWN = "lines_shown"  # the "Show log lines" button
+    LINES_EXPIRED = "lines_expired"  # the button, after the lines left the cache
+
+
+REFUSALS = frozenset({Outcome.REFUSED, Outcome.RATE_LIMITED, Outcome.SHUTTING_DOWN})
+
+
+class AuditEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    user: str
+    channel: str
+    action: str = "command"  # "command" or "show_lines"
+    query: str = ""
+    outcome: Outcome
+    allowed: bool = True
+    reason: str = ""  # why refused, or what failed
+    servers: tuple[str, ...] = ()
+    counts: dict[str, int] = Field(default_factory=dict)  # messages, per status, failures
+    duration_s: float = 0.0
+    delivery: str = ""  # "thread", "respond" or "" (answered in the acknowledgement)
+
+
+class AuditLog:
+    """Appends entries to a JSON lines file (or the log when `path` is None)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditLog:
+        configured = settings.slack.audit_log if settings.slack else None
+        if configured is None:
+            return cls(None)
+        path = Path(configured).expanduser()
+        return cls(path if path.is_absolute() else settings.base_dir / path)
+
+    def record(self, entry: AuditEntry) -> None:
+        line = entry.model_dump_json()
+        if self.path is None:
+            logger.info("audit %s", line)
+            return
+        try:
+            with self._lock, self.path.open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+        except OSError as exc:
+            logger.error("audit_write_failed path=%s error=%r entry=%s", self.path, exc, line)

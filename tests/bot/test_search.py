@@ -1,0 +1,138 @@
+"""The search pipeline on local sources: two passes, regions, hops, failures, windows."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.query import parse_query
+from bot.search import run_search
+from bot.settings import Limits, ServerConfig, Settings
+from bot.sources.factory import build_sources
+from parsers.models import LinkKind, Status
+
+NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
+
+
+def _line(t: str, daemon: str, text: str, host: str = "mx") -> str:
+    return f"May 13 {t} {host} postfix/{daemon}[1]: {text}\n"
+
+
+def _message(qid: str, t: str, sender: str, rcpt: str, status: str = "sent (250 ok)") -> str:
+    return (
+        _line(t, "smtpd", f"{qid}: client=c.example[192.0.2.9]")
+        + _line(t, "cleanup", f"{qid}: message-id=<{qid}@example>")
+        + _line(t, "qmgr", f"{qid}: from=<{sender}>, size=10, nrcpt=1 (queue active)")
+        + _line(t, "smtp", f"{qid}: to=<{rcpt}>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status={status}")
+        + _line(t, "qmgr", f"{qid}: removed")
+    )
+
+
+def _noise(n: int) -> str:
+    return "".join(_line("09:00:00", "smtpd", f"connect from noise{i}.example[198.51.100.{i % 250}]") for i in range(n))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    stamp = datetime(2024, 5, 13, 23, 0, tzinfo=UTC).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def _settings(*servers: ServerConfig, **limits: float) -> Settings:
+    return Settings(servers=servers, limits=Limits(**limits), default_days=None)  # type: ignore[arg-type]
+
+
+async def _run(settings: Settings, text: str):  # type: ignore[no-untyped-def]
+    query = parse_query(text, now=NOW, zone=UTC)
+    return await run_search(query, settings, build_sources(settings), now=NOW)
+
+
+async def test_pass_two_regions_and_fallback(tmp_path: Path) -> None:
+    """With tiny pass-2 regions, a message whose first line is far before the hit is still whole."""
+    early = _line("08:00:00", "smtpd", "ABCDE1: client=c.example[192.0.2.9]")
+    rest = (
+        _line("10:00:00", "qmgr", "ABCDE1: from=<far@example.net>, size=10, nrcpt=1 (queue active)")
+        + _line("10:00:01", "smtp", "ABCDE1: to=<r@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)")
+        + _line("10:00:01", "qmgr", "ABCDE1: removed")
+    )
+    log = _write(tmp_path / "mail.log", early + _noise(3000) + _message("FEDCB2", "09:30:00", "near@example.net", "r@example.org") + _noise(3000) + rest + _noise(3000))
+    server = ServerConfig(name="mx", local=True, logs=(str(log),))
+    settings = _settings(server, pass2_region_mb=0.02)
+    far = await _run(settings, "far@example.net 2024-05-13")
+    (message,) = far.messages
+    assert message.queue_id == "ABCDE1"
+    assert not message.started_before_logs
+    assert message.client == "c.example[192.0.2.9]"
+    near = await _run(settings, "near@example.net 2024-05-13")
+    (message,) = near.messages
+    assert len(message.lines) == 5
+    assert message.status is Status.SENT
+
+
+async def test_hop_to_another_configured_server(tmp_path: Path) -> None:
+    """A delivery 'queued as' on a configured relay is traced there, and back from there."""
+    a = _write(
+        tmp_path / "a.log",
+        _line("10:00:00", "smtpd", "AAAA11: client=c.example[192.0.2.9]", "mx-a")
+        + _line("10:00:00", "qmgr", "AAAA11: from=<s@example.net>, size=10, nrcpt=1 (queue active)", "mx-a")
+        + _line("10:00:01", "smtp", "AAAA11: to=<r@example.org>, relay=mx-b.test[127.0.0.1]:2526, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as BBBB22)", "mx-a")
+        + _line("10:00:01", "qmgr", "AAAA11: removed", "mx-a"),
+    )
+    b = _write(
+        tmp_path / "b.log",
+        _line("10:00:01", "smtpd", "BBBB22: client=mx-a.test[127.0.0.1]", "mx-b")
+        + _line("10:00:01", "qmgr", "BBBB22: from=<s@example.net>, size=10, nrcpt=1 (queue active)", "mx-b")
+        + _line("10:00:02", "local", "BBBB22: to=<r@example.org>, relay=local, delay=1, delays=0/0/0/1, dsn=5.1.1, status=bounced (unknown user: \"r\")", "mx-b")
+        + _line("10:00:02", "qmgr", "BBBB22: removed", "mx-b"),
+    )
+    settings = _settings(
+        ServerConfig(name="mx-a", local=True, logs=(str(a),), aliases=("mx-a.test",)),
+        ServerConfig(name="mx-b", local=True, logs=(str(b),), aliases=("mx-b.test",)),
+    )
+    result = await _run(settings, "BBBB22 on mx-b")
+    assert [(m.host, m.queue_id) for m in result.messages] == [("mx-a", "AAAA11"), ("mx-b", "BBBB22")]
+    first, second = result.messages
+    assert (LinkKind.NEXT_HOP, "BBBB22", "mx-b") in {(k.kind, k.queue_id, k.host) for k in first.links}
+    assert second.status is Status.BOUNCED
+    forward = await _run(settings, "s@example.net 2024-05-13 on mx-a")
+    assert [(m.host, m.status) for m in forward.messages] == [("mx-a", Status.SENT), ("mx-b", Status.BOUNCED)]
+
+
+async def test_one_failing_server_keeps_the_others_results(tmp_path: Path) -> None:
+    """A server with no log files is one failure line; the other server's answer is complete."""
+    good = _write(tmp_path / "good.log", _message("CAFE01", "10:00:00", "s@example.net", "r@example.org"))
+    settings = _settings(
+        ServerConfig(name="good", local=True, logs=(str(good),)),
+        ServerConfig(name="bad", local=True, logs=(str(tmp_path / "missing" / "mail.log*"),)),
+    )
+    result = await _run(settings, "s@example.net 2024-05-13")
+    assert [m.queue_id for m in result.messages] == ["CAFE01"]
+    assert [(f.server, f.reason) for f in result.failures] == [("bad", "no log files")]
+    assert len(result.messages[0].lines) == 5
+
+
+async def test_pre_queue_reject_is_its_own_entry(tmp_path: Path) -> None:
+    """A NOQUEUE reject for the address appears as a rejected message without a queue ID."""
+    log = _write(
+        tmp_path / "mail.log",
+        _line("10:00:00", "smtpd", "NOQUEUE: reject: RCPT from c.example[192.0.2.9]: 554 5.7.1 <r@example.org>: Relay access denied; from=<s@example.net> to=<r@example.org> proto=ESMTP helo=<c>"),
+    )
+    settings = _settings(ServerConfig(name="mx", local=True, logs=(str(log),)))
+    result = await _run(settings, "r@example.org 2024-05-13")
+    (message,) = result.messages
+    assert message.queue_id is None
+    assert message.status is Status.REJECTED
+    assert message.recipients[0].dsn == "5.7.1"
+    assert "our policy refused it" in message.recipients[0].action_by
+
+
+async def test_message_cap_is_a_note(tmp_path: Path) -> None:
+    """More messages than max_messages: the first ones are shown and a note says so."""
+    text = "".join(_message(f"D{n:05X}", f"10:{n:02d}:00", "bulk@example.net", f"r{n}@example.org") for n in range(5))
+    log = _write(tmp_path / "mail.log", text)
+    settings = _settings(ServerConfig(name="mx", local=True, logs=(str(log),)), max_messages=2)
+    result = await _run(settings, "bulk@example.net 2024-05-13")
+    assert len(result.messages) == 2
+    assert any("Showing the first 2 of 5 messages" in note for note in result.notes)
