@@ -17,6 +17,7 @@ from typing import Protocol
 
 from bot.errors import CommandFailed, CommandTimeout
 
+MAX_LINE = 1024 * 1024  # no Postfix line is this long; a longer one is dropped, not fatal
 TIMEOUT_EXIT = 124  # coreutils `timeout` when the time ran out
 KILLED_EXIT = 137  # `timeout -k` had to KILL
 
@@ -65,6 +66,7 @@ class LocalRunner:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, so a cancel can end all of it
+            limit=MAX_LINE,
         )
         assert proc.stdout is not None
         assert proc.stderr is not None
@@ -72,7 +74,10 @@ class LocalRunner:
         finished = False
         try:
             while True:
-                raw = await proc.stdout.readline()
+                try:
+                    raw = await proc.stdout.readline()
+                except ValueError:  # longer than MAX_LINE: drop it (its tail reads as noise)
+                    continue
                 if not raw:
                     break
                 yield raw.decode("utf-8", errors="replace").rstrip("\r\n")

@@ -9,10 +9,10 @@ channels at once under `max_sessions` (OpenSSH's MaxSessions is 10 by default).
 
 `SSHRunner.stream` is the SSH side of the `CommandRunner` protocol: it opens one channel per
 command, streams stdout lines as they arrive and turns the exit status into our errors through
-`check_exit`. A consumer that stops early makes it close the channel at once; the remote command
-is wrapped in `timeout` (see commands.wrap), so it ends on its own soon after even where sshd
-ignores the TERM signal sent first (sshd delivers signals only to non-root, privilege-separated
-sessions).
+`check_exit`. A consumer that stops early gets control back at once: the channel is sent TERM
+and closed. sshd delivers that signal only to sessions of non-root users without ForceCommand;
+elsewhere the remote command still ends at the latest when its `timeout` runs out (see
+commands.wrap), and its session slot is given back only when sshd has closed the channel.
 
 Every asyncssh and socket error is translated here, at the boundary, into bot.errors with a
 sentence for the person asking. Key passphrases come from the environment and are never put into
@@ -65,7 +65,7 @@ _T = TypeVar("_T")
 class Hop:
     """One SSH connection to make: where, as whom, with which keys, and through which hop."""
 
-    label: str  # for messages: the configured server name, or the jump spec
+    label: str  # for messages: the configured server's name, or the `user@host:port` of a jump
     host: str
     port: int
     user: str
@@ -164,7 +164,7 @@ class SSHPool:
         user, _, hostport = spec.rpartition("@")
         host, port = _split_host_port(hostport, spec)
         return Hop(
-            label=f"jump host {spec}",
+            label=spec,
             host=host,
             port=port,
             user=user or server.user or getpass.getuser(),
@@ -200,7 +200,7 @@ class SSHPool:
         self, hop: Hop, name: str, tunnel: asyncssh.SSHClientConnection | None
     ) -> asyncssh.SSHClientConnection:
         where = f"{hop.host} port {hop.port}"
-        prefix = "" if hop.label == name else f"{hop.label} ({where}): "
+        prefix = "" if hop.label == name else f"jump host {hop.label} ({where}): "
         if hop.insecure:
             log.warning(
                 "HOST KEY CHECK DISABLED for %s (%s): insecure_no_host_key_check is set, so "
