@@ -124,24 +124,28 @@ class LinkResolver:
     def __init__(self, settings: Settings) -> None:
         self.names = {server.name: server.names() for server in settings.servers}
 
-    def candidates(self, text: str) -> set[str]:
+    def candidates(self, text: str) -> list[set[str]]:
+        """Names for `host[ip]:port`, most specific first: with the port, the host, the IP."""
         low = text.lower()
         host, _, rest = low.partition("[")
         ip, _, port_part = rest.partition("]")
         port = port_part.lstrip(":")
-        out = {low, host}
+        levels = [{low}]
+        if port:
+            levels.append({f"{ip}:{port}", f"[{ip}]:{port}", f"{host}:{port}"})
+        levels.append({host})
         if ip:
-            out |= {ip, f"[{ip}]"}
-            if port:
-                out |= {f"{ip}:{port}", f"[{ip}]:{port}", f"{host}:{port}"}
-        out.discard("")
-        return out
+            levels.append({ip, f"[{ip}]"})
+        return [level - {""} for level in levels]
 
     def server_for(self, text: str) -> str | None:
-        found = self.candidates(text)
-        for name, names in self.names.items():
-            if found & names:
-                return name
+        """The one configured server the text names; None when none does, or several equally."""
+        for level in self.candidates(text):
+            hits = [name for name, names in self.names.items() if level & names]
+            if len(hits) == 1:
+                return hits[0]
+            if hits:
+                return None
         return None
 
     def __call__(self, relay: str, host: str) -> str | None:
