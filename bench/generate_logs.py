@@ -16,12 +16,20 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 OUTCOMES = [
     ("sent", "2.0.0", "250 2.0.0 Ok: queued as {nid}"),
     ("sent", "2.0.0", "250 2.0.0 OK  1715594412 a1si1234567wrp.107 - gsmtp"),
-    ("deferred", "4.2.0", "host mx.example.org[198.51.100.7] said: 450 4.2.0 try later (in reply to RCPT TO command)"),
-    ("bounced", "5.1.1", "host mx.example.org[198.51.100.7] said: 550 5.1.1 <{rcpt}>: user unknown (in reply to RCPT TO command)"),
+    (
+        "deferred",
+        "4.2.0",
+        "host mx.example.org[198.51.100.7] said: 450 4.2.0 try later (in reply to RCPT TO command)",
+    ),
+    (
+        "bounced",
+        "5.1.1",
+        "host mx.example.org[198.51.100.7] said: 550 5.1.1 <{rcpt}>: user unknown (in reply to RCPT TO command)",
+    ),
 ]
 
 
@@ -37,7 +45,10 @@ def message_lines(rng: random.Random, moment: datetime, sender: str) -> list[str
     q = qid(rng)
     host = "mx1"
     ip = f"203.0.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-    rcpts = [f"user{rng.randrange(100000)}@example{rng.randrange(50)}.org" for _ in range(rng.choice((1, 1, 1, 2, 3)))]
+    rcpts = [
+        f"user{rng.randrange(100000)}@example{rng.randrange(50)}.org"
+        for _ in range(rng.choice((1, 1, 1, 2, 3)))
+    ]
     t = moment
     out = [
         f"{stamp(t)} {host} postfix/smtpd[{rng.randrange(1000, 30000)}]: connect from client.example[{ip}]",
@@ -55,7 +66,9 @@ def message_lines(rng: random.Random, moment: datetime, sender: str) -> list[str
             f"status={status} ({text})"
         )
     out.append(f"{stamp(t)} {host} postfix/qmgr[1090]: {q}: removed")
-    out.append(f"{stamp(t)} {host} postfix/smtpd[{rng.randrange(1000, 30000)}]: disconnect from client.example[{ip}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5")
+    out.append(
+        f"{stamp(t)} {host} postfix/smtpd[{rng.randrange(1000, 30000)}]: disconnect from client.example[{ip}] ehlo=1 mail=1 rcpt=1 data=1 quit=1 commands=5"
+    )
     return out
 
 
@@ -84,7 +97,9 @@ def generate(out: Path, size_mb: int, needle: str, start: datetime, days: int, s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--needle", default="needle@example.net")

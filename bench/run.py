@@ -36,14 +36,20 @@ def timed(argv: list[str], repeat: int) -> tuple[float, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--log", type=Path, help="an existing log (default: generate one)")
     parser.add_argument("--size-mb", type=int, default=1024)
     parser.add_argument("--data", type=Path, default=Path("/tmp/mailtrace-bench"))
     parser.add_argument("--needle", default="needle@example.net")
     parser.add_argument("--date", default="2024-05-08")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--ssh-config", type=Path, help="a mailtrace config whose server reads the same log over SSH")
+    parser.add_argument(
+        "--ssh-config",
+        type=Path,
+        help="a mailtrace config whose server reads the same log over SSH",
+    )
     args = parser.parse_args()
 
     log = args.log
@@ -51,19 +57,49 @@ def main() -> None:
         log = args.data / f"mail-{args.size_mb}mb.log"
         if not log.exists():
             subprocess.run(
-                [sys.executable, str(HERE / "generate_logs.py"), "--out", str(log), "--size-mb", str(args.size_mb), "--needle", args.needle],
+                [
+                    sys.executable,
+                    str(HERE / "generate_logs.py"),
+                    "--out",
+                    str(log),
+                    "--size-mb",
+                    str(args.size_mb),
+                    "--needle",
+                    args.needle,
+                ],
                 check=True,
             )
     size_mb = log.stat().st_size / 1e6
     mailtrace = str(Path(sys.executable).with_name("mailtrace"))
-    print(f"log: {log} ({size_mb:.0f} MB), needle {args.needle}, date {args.date}, median of {args.repeat}")
+    print(
+        f"log: {log} ({size_mb:.0f} MB), needle {args.needle}, date {args.date}, median of {args.repeat}"
+    )
 
-    grep_s, grep_out = timed(["env", "LC_ALL=C", "grep", "-F", "-e", args.needle, "--", str(log)], args.repeat)
-    print(f"  LC_ALL=C grep -F (pass 1 alone)   {grep_s:6.2f} s  {len(grep_out.splitlines())} lines")
-    local_s, out = timed([mailtrace, "trace", args.needle, args.date, "--log", str(log), "--format", "json"], args.repeat)
+    grep_s, grep_out = timed(
+        ["env", "LC_ALL=C", "grep", "-F", "-e", args.needle, "--", str(log)], args.repeat
+    )
+    print(
+        f"  LC_ALL=C grep -F (pass 1 alone)   {grep_s:6.2f} s  {len(grep_out.splitlines())} lines"
+    )
+    local_s, _out = timed(
+        [mailtrace, "trace", args.needle, args.date, "--log", str(log), "--format", "json"],
+        args.repeat,
+    )
     print(f"  mailtrace trace --log (local)     {local_s:6.2f} s  ({local_s / grep_s:.1f}x grep)")
     if args.ssh_config:
-        ssh_s, _ = timed([mailtrace, "trace", args.needle, args.date, "--config", str(args.ssh_config), "--format", "json"], args.repeat)
+        ssh_s, _ = timed(
+            [
+                mailtrace,
+                "trace",
+                args.needle,
+                args.date,
+                "--config",
+                str(args.ssh_config),
+                "--format",
+                "json",
+            ],
+            args.repeat,
+        )
         print(f"  mailtrace trace over SSH          {ssh_s:6.2f} s  ({ssh_s / grep_s:.1f}x grep)")
     startup_s, _ = timed([mailtrace, "--help"], args.repeat)
     print(f"  mailtrace --help (start-up cost)  {startup_s:6.2f} s")
