@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict
@@ -186,8 +186,13 @@ async def run_search(
     sources: Sequence[LogSource],
     *,
     now: datetime,
+    progress: Callable[[str, str], None] | None = None,
 ) -> SearchResult:
-    """Search every source for the query; never raises for one server's failure."""
+    """Search every source for the query; never raises for one server's failure.
+
+    `progress(server, state)` is called as each chosen server finishes its first passes
+    ("answered") or fails ("failed: REASON"), for callers that show progress.
+    """
     started = time.monotonic()
     chosen = _choose(query, sources)
     start, end = resolve_window(query, settings, now)
@@ -197,18 +202,24 @@ async def run_search(
     resolver = make_relay_resolver(settings)
     notes: list[str] = []
 
-    async def guarded(name: str, work: object) -> None:
+    async def guarded(name: str, work: Awaitable[None], report: bool = False) -> None:
         try:
-            await work  # type: ignore[misc]
+            await work
         except SourceError as exc:
             failures[name] = SourceFailure(server=name, reason=exc.reason, detail=exc.detail)
         except MailtraceError as exc:
             failures[name] = SourceFailure(server=name, reason="failed", detail=str(exc))
+        if report and progress is not None:
+            failed = failures.get(name)
+            progress(name, f"failed: {failed.reason}" if failed else "answered")
 
     try:
         async with asyncio.timeout(settings.limits.query_timeout):
             await asyncio.gather(
-                *(guarded(s.name, _first_passes(states[s.name], query, start, end)) for s in chosen)
+                *(
+                    guarded(s.name, _first_passes(states[s.name], query, start, end), report=True)
+                    for s in chosen
+                )
             )
             for _ in range(settings.limits.max_hops + 1):
                 if not _plan_hops(states, resolver, failures):

@@ -193,9 +193,10 @@ def _read_qmgr(daemon: str, rest: str) -> dict[str, Any] | None:
             fields["nrcpt"] = _int(value)
         elif key == "status":
             fields["status"] = value
-    if fields.get("status") == "expired":
+    # "status=force-expired" comes from `postsuper -e` (Postfix 3.5 and later)
+    if fields.get("status") in ("expired", "force-expired"):
         fields["kind"] = EventKind.EXPIRED
-        fields["reason"] = rest.split(", status=expired", 1)[-1].lstrip(", ") or None
+        fields["reason"] = rest.split(f", status={fields['status']}", 1)[-1].lstrip(", ") or None
     return fields
 
 

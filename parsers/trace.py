@@ -3,7 +3,7 @@
 Strategy: walk each host's events in time order (a stable sort, so lines with equal stamps keep
 their file order) and feed them to one open `_Builder` per queue ID. A queue ID's life ends at
 `removed`, because Postfix reuses short IDs; the next line with that ID opens a new message.
-Pre-queue rejects (NOQUEUE) become messages of their own with no queue ID. When every event is
+Pre-queue rejects and discards (NOQUEUE) become messages of their own with no queue ID. When every event is
 in, builders are frozen into `Message` values and linked to each other (bounce notices,
 re-injected copies after a content filter).
 
@@ -244,7 +244,7 @@ def _group_host(host: str, events: list[LogEvent], resolve: RelayResolver) -> li
     done: list[_Builder] = []
     for _, event in ordered:
         if event.queue_id is None:
-            if event.kind is EventKind.REJECT:  # NOQUEUE: a pre-queue reject
+            if event.kind in (EventKind.REJECT, EventKind.DISCARD):  # NOQUEUE: before queueing
                 builder = _Builder(host, None, started=True)
                 builder.add(event, resolve)
                 done.append(builder)

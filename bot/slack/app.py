@@ -62,8 +62,23 @@ DEFAULT_API_URL = "https://slack.com/api/"
 HELP_WORDS = frozenset({"", "help", "-h", "--help", "?", "usage"})
 ACCESS_BUDGET_S = 2.0  # Slack wants the acknowledgement within 3 s
 PROGRESS_EVERY_S = 5.0
+EPHEMERAL = "ephemeral"  # acknowledgements are seen by the asker only
 SHUTTING_DOWN = "mailtrace is restarting right now. Please ask again in a minute."
 CANCELLED = "⏹️ mailtrace had to restart, so this search was stopped. Please ask again."
+
+# Every Web API method the bot calls, with the bot scope it needs (the manifest must grant them;
+# a test checks both the manifest and that no other method is called in bot/slack/).
+SCOPES = {
+    "auth.test": None,
+    "apps.connections.open": None,  # app-level token (connections:write), Socket Mode only
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "users.info": "users:read",
+    "usergroups.users.list": "usergroups:read",
+    "files.getUploadURLExternal": "files:write",  # files_upload_v2
+    "files.completeUploadExternal": "files:write",  # files_upload_v2
+}
+COMMAND_SCOPE = "commands"
 
 SourcesFactory = Callable[[], Sequence[LogSource]]
 
@@ -103,13 +118,15 @@ def build_app(
     running: RunningSearches | None = None,
     audit: AuditLog | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    progress_every_s: float = PROGRESS_EVERY_S,
 ) -> AsyncApp:
     """The Bolt app with the /mailtrace command and the "Show log lines" button.
 
     Pass `client` (tests point one at a fake Slack with `build_client(token, base_url)`) or
     `token` (a client is built for the configured API URL). `signing_secret` verifies HTTP-mode
     requests (Socket Mode needs none). `sources_factory` returns the log sources a search uses;
-    `running` lets the caller drain searches at shutdown; `clock` is "now" for query dates.
+    `running` lets the caller drain searches at shutdown; `clock` is "now" for query dates;
+    a search that takes longer than `progress_every_s` updates its parent message that often.
     """
     if client is None:
         if not token:
@@ -120,10 +137,15 @@ def build_app(
         sources_factory,
         client=client,
         clock=clock,
-        running=running or RunningSearches((settings.slack or SlackConfig()).max_concurrent),
-        audit=audit or AuditLog.from_settings(settings),
+        running=(
+            running
+            if running is not None
+            else RunningSearches((settings.slack or SlackConfig()).max_concurrent)
+        ),
+        audit=audit if audit is not None else AuditLog.from_settings(settings),
         monotonic=monotonic,
     )
+    bot.progress_every_s = progress_every_s
     app = AsyncApp(
         client=client,
         signing_secret=signing_secret,
@@ -173,6 +195,7 @@ class MailtraceBot:
         self.access = AccessPolicy(config, self.directory)
         self.limiter = RateLimiter(config.rate_limit_per_minute, monotonic=monotonic)
         self.raw_lines = RawLinesCache(monotonic=monotonic)
+        self.progress_every_s = PROGRESS_EVERY_S
         if not self.access.restricted:
             logger.warning(
                 "access_unrestricted note=%s",
@@ -198,34 +221,38 @@ class MailtraceBot:
             self._record(user, channel, text, outcome, started, allowed=False, reason=reason)
 
         if not self.running.accepting:
-            await ack(SHUTTING_DOWN)
+            await ack(SHUTTING_DOWN, response_type=EPHEMERAL)
             refuse(Outcome.SHUTTING_DOWN, "shutting down")
             return
         decision = await self._check_access(user, channel)
         if not decision.allowed:
-            await ack(decision.message)
+            await ack(decision.message, response_type=EPHEMERAL)
             refuse(Outcome.REFUSED, decision.reason)
             return
         if text.lower() in HELP_WORDS:
-            await ack(self._help())
+            await ack(self._help(), response_type=EPHEMERAL)
             self._record(user, channel, text, Outcome.HELP, started)
             return
         try:
             self._check_servers(parse_query(text, now=self.clock(), zone=self.settings.zone))
         except UsageError as exc:
-            await ack(usage_message(str(exc)))
+            await ack(usage_message(str(exc)), response_type=EPHEMERAL)
             reason = str(exc).partition("\n")[0]
             self._record(user, channel, text, Outcome.USAGE_ERROR, started, reason=reason)
             return
         wait = self.limiter.acquire(user)
         if wait is not None:
             await ack(
-                f"You've asked {self.limiter.per_minute} times in the last minute, which is my "
-                f"limit. Please ask again in {max(1, round(wait))} s."
+                f"You've reached my limit of {self.limiter.per_minute} searches a minute. "
+                f"Please ask again in {max(1, round(wait))} s.",
+                response_type=EPHEMERAL,
             )
             refuse(Outcome.RATE_LIMITED, f"more than {self.limiter.per_minute} per minute")
             return
-        await ack(f"🔎 Searching for “{escape(text)}”… the answer will appear here.")
+        await ack(
+            f"🔎 Searching for “{escape(text)}”… the answer will appear here.",
+            response_type=EPHEMERAL,
+        )
         await self.running.run(self._answer(user, channel, text, client, respond, started))
 
     async def _answer(
@@ -290,16 +317,22 @@ class MailtraceBot:
     ) -> SearchResult:
         """Run the search; every few seconds, tell the thread it is still going."""
         began = self.monotonic()
-        task = asyncio.create_task(run_search(query, self.settings, sources, now=self.clock()))
+        states: dict[str, str] = {}
+        task = asyncio.create_task(
+            run_search(query, self.settings, sources, now=self.clock(), progress=states.__setitem__)
+        )
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=PROGRESS_EVERY_S)
+                done, _ = await asyncio.wait({task}, timeout=self.progress_every_s)
                 if done:
                     return task.result()
                 elapsed = self.monotonic() - began
+                where = ", ".join(f"{n}: {states.get(n, 'searching')}" for n in names)
                 await delivery.progress(
                     render_progress(
-                        query.describe(), names, f"Still searching… {elapsed:.0f} s so far."
+                        query.describe(),
+                        names,
+                        f"Still searching… {elapsed:.0f} s so far ({where}).",
                     )
                 )
         finally:

@@ -33,7 +33,13 @@ from bot.settings import Settings, SlackConfig
 from bot.slack.app import api_base_url, build_app, build_client
 from bot.slack.logs import configure_logging
 from bot.slack.running import RunningSearches
-from bot.slack.secrets import SlackSecrets, load_secrets
+from bot.slack.secrets import (
+    APP_TOKEN,
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    SlackSecrets,
+    load_secrets,
+)
 from bot.sources.factory import build_sources, needs_ssh
 
 logger = logging.getLogger("mailtrace.serve")
@@ -49,6 +55,10 @@ def serve(settings: Settings) -> int:
     """Run the bot in the mode the environment selects; returns the process exit status."""
     configure_logging()
     secrets = load_secrets(os.environ)
+    # Commands we run (grep, ssh helpers) need no Slack token: keep them out of their environment
+    # (and stop Bolt from reading the bot token from there beside the client it is given).
+    for name in (BOT_TOKEN, APP_TOKEN, SIGNING_SECRET):
+        os.environ.pop(name, None)
     return asyncio.run(run_bot(settings, secrets))
 
 
