@@ -15,7 +15,7 @@ install: $(STAMP)
 
 # The embedded default: trace on the bundled real Postfix logs, no Slack, no servers.
 demo: $(STAMP)
-	$(BIN)/mailtrace trace sender@example.net 2026-11-28 --config config/demo.yaml
+	$(BIN)/mailtrace trace from-mixed@example.net 2026-11-28 --config config/demo.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -49,7 +49,7 @@ def diagnose(result: SearchResult) -> list[Diagnosis]:
         if start is not None and first is not None and end is not None and end <= first:
             found.append(
                 Diagnosis(
-                    cause=f"{name}'s logs for that time were rotated away.",
+                    cause=f"{name}'s logs start after that time (rotated away, or not kept).",
                     evidence=(f"{name}'s oldest log line is from {_fmt(first)}",),
                     next_step="Look in archived logs, or ask the mail team about retention.",
                 )

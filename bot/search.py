@@ -26,7 +26,7 @@ from bot.errors import MailtraceError, SourceError, UsageError
 from bot.query import Query, TargetKind
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
-from parsers.models import FINAL_STATUSES, EventKind, LinkKind, LogEvent, Message
+from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message
 from parsers.trace import group_messages, resolve_local_relays
 
 
@@ -242,7 +242,7 @@ async def run_search(
                 )
 
     events = [e for st in states.values() for e in st.events]
-    messages = _relevant(group_messages(events, resolver), states)
+    messages = _confirm_links(_relevant(group_messages(events, resolver), states), states)
     limit = settings.limits.max_messages
     if len(messages) > limit:
         notes.append(
@@ -443,14 +443,16 @@ def _count(st: _ServerState) -> bool:
 def _plan_hops(
     states: dict[str, _ServerState], resolver: LinkResolver, failures: dict[str, SourceFailure]
 ) -> bool:
-    """Queue next hops (and previous hops) on other configured servers; True if any is new."""
+    """Queue every linked message (next hops, forwarded copies, bounce notices, the copy
+    before or after a content filter) and previous hops on the servers that have them;
+    True if any is new."""
     new = False
     for name, st in states.items():
         if name in failures:
             continue
         for message in group_messages(st.events, resolver):
             for link in message.links:
-                if link.kind is not LinkKind.NEXT_HOP or link.host in (None, name):
+                if link.host is None:
                     continue
                 target = states.get(link.host)
                 if target is not None and link.queue_id not in target.wanted:
@@ -463,6 +465,28 @@ def _plan_hops(
                     target.wanted.add(message.queue_id)  # greps "queued as ID" there
                     new = True
     return new
+
+
+def _confirm_links(messages: list[Message], states: dict[str, _ServerState]) -> list[Message]:
+    """A link names a server only if the message was found there (or could not be looked for).
+
+    A relay to a loopback port is taken for a content filter on the same host; when the queue
+    ID never shows up there, it went somewhere we do not search, and the link says so.
+    """
+    found = {(m.host, m.queue_id) for m in messages}
+    out = []
+    for m in messages:
+        links = tuple(
+            link.model_copy(update={"host": None})
+            if link.host is not None
+            and (link.host, link.queue_id) not in found
+            and link.host in states
+            and link.queue_id in states[link.host].traced
+            else link
+            for link in m.links
+        )
+        out.append(m if links == m.links else m.model_copy(update={"links": links}))
+    return out
 
 
 def _relevant(messages: Iterable[Message], states: dict[str, _ServerState]) -> list[Message]:

@@ -1,9 +1,10 @@
 """What a recipient's state means for the person asking, and who has to act.
 
-Strategy: one sentence for the status, one for the DSN code (see `dsn`), then the remote
-server's own words as they were logged. "Who acts" is decided from the status and the DSN
-subject: an address problem is the sender's to fix, a full mailbox the recipient's, a policy
-refusal the receiving side's admin (or ours when our own server refused it).
+Strategy: one sentence for the status and one for the DSN code (see `dsn`); the remote server's
+own words are kept verbatim beside it (`Recipient.reason`). "Who acts" is decided from the
+status and the DSN subject: an address problem is the sender's to fix, a full mailbox the
+recipient's, a policy refusal the receiving side's admin (or ours when our own server refused
+it).
 """
 
 from __future__ import annotations
@@ -32,18 +33,18 @@ _STATUS_TEXT: dict[Status, str] = {
 }
 
 
-def explain_status(
-    status: Status, dsn: str | None, reason: str | None, relay: str | None
-) -> tuple[str, str]:
-    """(explanation, who has to act) for one recipient."""
+def explain_status(status: Status, dsn: str | None, relay: str | None) -> tuple[str, str]:
+    """(explanation, who has to act) for one recipient.
+
+    The explanation is what the status and the DSN code mean; the server's own words stay in
+    `reason`, shown beside it, so nothing is said twice.
+    """
     parts = [_STATUS_TEXT[status]]
     if status is Status.SENT and relay:
         parts[0] = f"Delivered via {_relay_name(relay)}"
     meaning = describe_dsn(dsn)
     if meaning and status is not Status.SENT:
         parts.append(f"{dsn} means {meaning}")
-    if reason and status is not Status.SENT:
-        parts.append(f"the server said: “{reason}”")
     return ". ".join(parts) + ".", _who_acts(status, dsn)
 
 

@@ -3,9 +3,9 @@
 Strategy: walk each host's events in time order (a stable sort, so lines with equal stamps keep
 their file order) and feed them to one open `_Builder` per queue ID. A queue ID's life ends at
 `removed`, because Postfix reuses short IDs; the next line with that ID opens a new message.
-Pre-queue rejects and discards (NOQUEUE) become messages of their own with no queue ID. When every event is
-in, builders are frozen into `Message` values and linked to each other (bounce notices,
-re-injected copies after a content filter).
+Pre-queue rejects and discards (NOQUEUE) become messages of their own with no queue ID. When
+every event is in, builders are frozen into `Message` values and linked to each other (bounce
+notices, re-injected copies after a content filter).
 
 Only events of one host are ever grouped together, so how lines of different messages or hosts
 interleave never changes the result.
@@ -305,7 +305,7 @@ def _final_recipient(b: _Builder, state: _RecipientState) -> Recipient:
             status = Status.EXPIRED
         elif b.held:
             status = Status.HELD
-    explanation, action_by = explain_status(status, state.dsn, state.reason, state.relay)
+    explanation, action_by = explain_status(status, state.dsn, state.relay)
     return Recipient(
         address=state.address,
         orig_to=state.orig_to,

@@ -10,12 +10,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.fakeslack import (
-    FakeSlack,
-    sign_slack_request,
-    signed_slash_command_request,
-    slash_command_payload,
-)
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -31,6 +25,13 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from tests.fakeslack import (
+    FakeSlack,
+    sign_slack_request,
+    signed_slash_command_request,
+    slash_command_payload,
+)
 
 BOT_TOKEN = "xoxb-fake-bot-token"
 APP_TOKEN = "xapp-fake-app-token"

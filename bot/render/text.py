@@ -11,8 +11,10 @@ from bot.search import SearchResult
 def render_text(result: SearchResult, zone: tzinfo, *, show_lines: bool = False) -> str:
     """The whole answer as plain text for a terminal."""
     view = build_view(result, zone)
-    out = [view.headline, ""]
-    out.extend(view.verdicts)
+    out = [view.headline]
+    if view.verdicts:
+        out.append("")
+        out.extend(view.verdicts)
     for message in view.messages:
         out.extend(["", f"── {message.title} " + "─" * max(4, 60 - len(message.title))])
         out.extend(message.lines)

@@ -133,7 +133,7 @@ def message_view(m: Message, zone: tzinfo) -> MessageView:
         to = r.address + (f" (sent to {r.orig_to})" if r.orig_to else "")
         lines.append(f"{EMOJI[r.status]} {to}: {r.status.value}")
         lines.append(f"   {r.explanation}")
-        if r.status is Status.SENT and r.reason:
+        if r.reason:
             lines.append(f"   Server said: “{r.reason}”")
         meaning = describe_dsn(r.dsn)
         if r.dsn and r.status is Status.SENT and meaning:

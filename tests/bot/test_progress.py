@@ -25,6 +25,8 @@ async def test_progress_names_each_server_once(tmp_path: Path) -> None:
     now = datetime(2024, 5, 14, tzinfo=UTC)
     seen: list[tuple[str, str]] = []
     query = parse_query("sender2@example.net 2024-05-13", now=now, zone=UTC)
-    result = await run_search(query, settings, build_sources(settings), now=now, progress=lambda n, s: seen.append((n, s)))
+    result = await run_search(
+        query, settings, build_sources(settings), now=now, progress=lambda n, s: seen.append((n, s))
+    )
     assert sorted(seen) == [("bad", "failed: no log files"), ("good", "answered")]
     assert len(result.messages) == 1

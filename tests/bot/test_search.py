@@ -24,13 +24,20 @@ def _message(qid: str, t: str, sender: str, rcpt: str, status: str = "sent (250 
         _line(t, "smtpd", f"{qid}: client=c.example[192.0.2.9]")
         + _line(t, "cleanup", f"{qid}: message-id=<{qid}@example>")
         + _line(t, "qmgr", f"{qid}: from=<{sender}>, size=10, nrcpt=1 (queue active)")
-        + _line(t, "smtp", f"{qid}: to=<{rcpt}>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status={status}")
+        + _line(
+            t,
+            "smtp",
+            f"{qid}: to=<{rcpt}>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status={status}",
+        )
         + _line(t, "qmgr", f"{qid}: removed")
     )
 
 
 def _noise(n: int) -> str:
-    return "".join(_line("09:00:00", "smtpd", f"connect from noise{i}.example[198.51.100.{i % 250}]") for i in range(n))
+    return "".join(
+        _line("09:00:00", "smtpd", f"connect from noise{i}.example[198.51.100.{i % 250}]")
+        for i in range(n)
+    )
 
 
 def _write(path: Path, text: str) -> Path:
@@ -54,10 +61,22 @@ async def test_pass_two_regions_and_fallback(tmp_path: Path) -> None:
     early = _line("08:00:00", "smtpd", "ABCDE1: client=c.example[192.0.2.9]")
     rest = (
         _line("10:00:00", "qmgr", "ABCDE1: from=<far@example.net>, size=10, nrcpt=1 (queue active)")
-        + _line("10:00:01", "smtp", "ABCDE1: to=<r@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)")
+        + _line(
+            "10:00:01",
+            "smtp",
+            "ABCDE1: to=<r@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+        )
         + _line("10:00:01", "qmgr", "ABCDE1: removed")
     )
-    log = _write(tmp_path / "mail.log", early + _noise(3000) + _message("FEDCB2", "09:30:00", "near@example.net", "r@example.org") + _noise(3000) + rest + _noise(3000))
+    log = _write(
+        tmp_path / "mail.log",
+        early
+        + _noise(3000)
+        + _message("FEDCB2", "09:30:00", "near@example.net", "r@example.org")
+        + _noise(3000)
+        + rest
+        + _noise(3000),
+    )
     server = ServerConfig(name="mx", local=True, logs=(str(log),))
     settings = _settings(server, pass2_region_mb=0.02)
     far = await _run(settings, "far@example.net 2024-05-13")
@@ -76,15 +95,35 @@ async def test_hop_to_another_configured_server(tmp_path: Path) -> None:
     a = _write(
         tmp_path / "a.log",
         _line("10:00:00", "smtpd", "AAAA11: client=c.example[192.0.2.9]", "mx-a")
-        + _line("10:00:00", "qmgr", "AAAA11: from=<s@example.net>, size=10, nrcpt=1 (queue active)", "mx-a")
-        + _line("10:00:01", "smtp", "AAAA11: to=<r@example.org>, relay=mx-b.test[127.0.0.1]:2526, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as BBBB22)", "mx-a")
+        + _line(
+            "10:00:00",
+            "qmgr",
+            "AAAA11: from=<s@example.net>, size=10, nrcpt=1 (queue active)",
+            "mx-a",
+        )
+        + _line(
+            "10:00:01",
+            "smtp",
+            "AAAA11: to=<r@example.org>, relay=mx-b.test[127.0.0.1]:2526, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as BBBB22)",
+            "mx-a",
+        )
         + _line("10:00:01", "qmgr", "AAAA11: removed", "mx-a"),
     )
     b = _write(
         tmp_path / "b.log",
         _line("10:00:01", "smtpd", "BBBB22: client=mx-a.test[127.0.0.1]", "mx-b")
-        + _line("10:00:01", "qmgr", "BBBB22: from=<s@example.net>, size=10, nrcpt=1 (queue active)", "mx-b")
-        + _line("10:00:02", "local", "BBBB22: to=<r@example.org>, relay=local, delay=1, delays=0/0/0/1, dsn=5.1.1, status=bounced (unknown user: \"r\")", "mx-b")
+        + _line(
+            "10:00:01",
+            "qmgr",
+            "BBBB22: from=<s@example.net>, size=10, nrcpt=1 (queue active)",
+            "mx-b",
+        )
+        + _line(
+            "10:00:02",
+            "local",
+            'BBBB22: to=<r@example.org>, relay=local, delay=1, delays=0/0/0/1, dsn=5.1.1, status=bounced (unknown user: "r")',
+            "mx-b",
+        )
         + _line("10:00:02", "qmgr", "BBBB22: removed", "mx-b"),
     )
     settings = _settings(
@@ -92,17 +131,27 @@ async def test_hop_to_another_configured_server(tmp_path: Path) -> None:
         ServerConfig(name="mx-b", local=True, logs=(str(b),), aliases=("mx-b.test",)),
     )
     result = await _run(settings, "BBBB22 on mx-b")
-    assert [(m.host, m.queue_id) for m in result.messages] == [("mx-a", "AAAA11"), ("mx-b", "BBBB22")]
+    assert [(m.host, m.queue_id) for m in result.messages] == [
+        ("mx-a", "AAAA11"),
+        ("mx-b", "BBBB22"),
+    ]
     first, second = result.messages
-    assert (LinkKind.NEXT_HOP, "BBBB22", "mx-b") in {(k.kind, k.queue_id, k.host) for k in first.links}
+    assert (LinkKind.NEXT_HOP, "BBBB22", "mx-b") in {
+        (k.kind, k.queue_id, k.host) for k in first.links
+    }
     assert second.status is Status.BOUNCED
     forward = await _run(settings, "s@example.net 2024-05-13 on mx-a")
-    assert [(m.host, m.status) for m in forward.messages] == [("mx-a", Status.SENT), ("mx-b", Status.BOUNCED)]
+    assert [(m.host, m.status) for m in forward.messages] == [
+        ("mx-a", Status.SENT),
+        ("mx-b", Status.BOUNCED),
+    ]
 
 
 async def test_one_failing_server_keeps_the_others_results(tmp_path: Path) -> None:
     """A server with no log files is one failure line; the other server's answer is complete."""
-    good = _write(tmp_path / "good.log", _message("CAFE01", "10:00:00", "s@example.net", "r@example.org"))
+    good = _write(
+        tmp_path / "good.log", _message("CAFE01", "10:00:00", "s@example.net", "r@example.org")
+    )
     settings = _settings(
         ServerConfig(name="good", local=True, logs=(str(good),)),
         ServerConfig(name="bad", local=True, logs=(str(tmp_path / "missing" / "mail.log*"),)),
@@ -117,7 +166,11 @@ async def test_pre_queue_reject_is_its_own_entry(tmp_path: Path) -> None:
     """A NOQUEUE reject for the address appears as a rejected message without a queue ID."""
     log = _write(
         tmp_path / "mail.log",
-        _line("10:00:00", "smtpd", "NOQUEUE: reject: RCPT from c.example[192.0.2.9]: 554 5.7.1 <r@example.org>: Relay access denied; from=<s@example.net> to=<r@example.org> proto=ESMTP helo=<c>"),
+        _line(
+            "10:00:00",
+            "smtpd",
+            "NOQUEUE: reject: RCPT from c.example[192.0.2.9]: 554 5.7.1 <r@example.org>: Relay access denied; from=<s@example.net> to=<r@example.org> proto=ESMTP helo=<c>",
+        ),
     )
     settings = _settings(ServerConfig(name="mx", local=True, logs=(str(log),)))
     result = await _run(settings, "r@example.org 2024-05-13")
@@ -130,7 +183,10 @@ async def test_pre_queue_reject_is_its_own_entry(tmp_path: Path) -> None:
 
 async def test_message_cap_is_a_note(tmp_path: Path) -> None:
     """More messages than max_messages: the first ones are shown and a note says so."""
-    text = "".join(_message(f"D{n:05X}", f"10:{n:02d}:00", "bulk@example.net", f"r{n}@example.org") for n in range(5))
+    text = "".join(
+        _message(f"D{n:05X}", f"10:{n:02d}:00", "bulk@example.net", f"r{n}@example.org")
+        for n in range(5)
+    )
     log = _write(tmp_path / "mail.log", text)
     settings = _settings(ServerConfig(name="mx", local=True, logs=(str(log),)), max_messages=2)
     result = await _run(settings, "bulk@example.net 2024-05-13")

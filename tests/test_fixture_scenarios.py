@@ -1,0 +1,204 @@
+"""Every scenario captured from a real Postfix: `mailtrace trace SENDER --format json` is right.
+
+The logs and their expectations come from scripts/capture_postfix_logs.sh (scenarios.yaml). Git
+does not keep modification times, and yearless lines get their year from them, so each file is
+copied with the modification time the capture intended (or the end of its last line's year).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.cli import main
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "postfix"
+DOC = yaml.safe_load((FIXTURES / "scenarios.yaml").read_text(encoding="utf-8"))
+FILES = {f["path"]: f for f in DOC["files"]}
+
+# scenario host -> (configured server name, files, aliases other servers' relay= lines use)
+HOSTS: dict[str, tuple[str, list[str], list[str]]] = {
+    "mx-a": ("mx-a", ["two-hosts/mx-a/mail.log"], ["mx-a.test", "localhost"]),
+    "mx-b": ("mx-b", ["two-hosts/mx-b/mail.log"], ["mx-b.test", "127.0.0.1:12526"]),
+    "mx-rot": ("mx-rot", ["rotated/mail.log.2.gz", "rotated/mail.log.1", "rotated/mail.log"], []),
+    "mx-ny": ("mx-ny", ["new-year/mail.log"], []),
+    "mx-s/rfc3339": ("mx-s-rfc3339", ["rfc3339/mail.log"], []),
+    "mx-s/traditional": ("mx-s-traditional", ["syslog-traditional/mail.log"], []),
+}
+CAPTURE_HOSTS = {
+    "two-hosts": ["mx-a", "mx-b"],
+    "rotated": ["mx-rot"],
+    "new-year": ["mx-ny"],
+    "syslog": ["mx-s/rfc3339", "mx-s/traditional"],
+}
+
+
+def _mtime(meta: dict[str, Any]) -> datetime:
+    if meta.get("intended_mtime"):
+        return datetime.fromisoformat(str(meta["intended_mtime"]))
+    return datetime(int(meta["years"][-1]), 12, 31, 23, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A configuration with one local server per captured host, files copied with their mtimes."""
+    root = tmp_path_factory.mktemp("fixtures")
+    servers = []
+    for name, files, aliases in HOSTS.values():
+        directory = root / name
+        directory.mkdir()
+        for rel in files:
+            target = directory / Path(rel).name
+            shutil.copyfile(FIXTURES / rel, target)
+            stamp = _mtime(FILES[rel]).timestamp()
+            os.utime(target, (stamp, stamp))
+        servers.append(
+            {
+                "name": name,
+                "local": True,
+                "logs": [f"{directory}/mail.log*"],
+                "timezone": FILES[files[0]]["timezone"],
+                "aliases": aliases,
+            }
+        )
+    path = root / "mailtrace.yaml"
+    path.write_text(yaml.safe_dump({"default_days": None, "servers": servers}))
+    return path
+
+
+def _dsn(status: str, dsn: str | None) -> str | None:
+    """Held and deleted messages keep the DSN of an earlier attempt; the capture lists none."""
+    return None if status in ("held", "deleted") else dsn
+
+
+def _trace(config: Path, capsys: pytest.CaptureFixture[str], *query: str) -> dict[str, Any]:
+    main(["trace", *query, "--config", str(config), "--format", "json"])
+    doc: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return doc
+
+
+@pytest.mark.parametrize("scenario", DOC["scenarios"], ids=[s["name"] for s in DOC["scenarios"]])
+def test_scenario_statuses(
+    scenario: dict[str, Any], config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each recipient ends in the scenario's status (and DSN) on each host, found by the sender."""
+    hosts = CAPTURE_HOSTS[scenario["capture"]]
+    servers = ",".join(HOSTS[h][0] for h in hosts)
+    doc = _trace(config, capsys, scenario["sender"], "on", servers)
+    assert doc["failures"] == []
+    mine = [m for m in doc["messages"] if m["sender"] == scenario["sender"]]
+    assert mine, f"nothing found for {scenario['sender']}"
+    actual = Counter(
+        (m["host"], r["address"], r["status"], _dsn(r["status"], r["dsn"]))
+        for m in mine
+        for r in m["recipients"]
+    )
+    # Each refused SMTP session is its own pre-queue entry (mx-b refuses every retry of a
+    # deferred message), so those count once however often they happened.
+    pre_queue = {
+        (m["host"], r["address"], r["status"], _dsn(r["status"], r["dsn"]))
+        for m in mine
+        if m["queue_id"] is None
+        for r in m["recipients"]
+    }
+    for key in pre_queue:
+        actual[key] = 1
+    expected: Counter[tuple[str, str, str, str | None]] = Counter()
+    unlogged = []
+    all_lines = "\n".join(line for m in mine for line in m["lines"])
+    for r in scenario["recipients"]:
+        host = HOSTS[r["host"]][0]
+        if r["status"] == "unknown" and r["address"] not in all_lines:
+            unlogged.append(host)  # no line names the recipient before the logs end
+            continue
+        expected[(host, r["address"], r["status"], _dsn(r["status"], r.get("dsn")))] += 1
+    assert actual == expected
+    for host in unlogged:
+        assert [m["status"] for m in mine if m["host"] == host] == ["unknown"]
+
+
+@pytest.mark.parametrize("scenario", DOC["scenarios"], ids=[s["name"] for s in DOC["scenarios"]])
+def test_scenario_queue_ids_and_links(
+    scenario: dict[str, Any], config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The queue IDs the capture saw are the messages found, and every link it saw is reported."""
+    hosts = CAPTURE_HOSTS[scenario["capture"]]
+    doc = _trace(config, capsys, scenario["sender"], "on", ",".join(HOSTS[h][0] for h in hosts))
+    found = {(m["host"], m["queue_id"]) for m in doc["messages"]}
+    for host, ids in (scenario.get("queue_ids") or {}).items():
+        for qid in ids:
+            assert (HOSTS[host][0], qid) in found
+    links = {
+        (m["host"], m["queue_id"], link["kind"], link["host"], link["queue_id"])
+        for m in doc["messages"]
+        for link in m["links"]
+    }
+    kinds = {
+        "relay": "next_hop",
+        "forward": "forwarded",
+        "bounce": "bounce",
+        "delay-notice": "bounce",
+        "content-filter": "reinjected",
+    }
+    for link in scenario.get("links") or []:
+        src_host, src_id = link["from"].split()
+        dst_words = link["to"].split()  # "mx-b 4jcG..." or "(not in these logs) E581A..."
+        dst_id = dst_words[-1]
+        dst = None if dst_words[0].startswith("(") else HOSTS[dst_words[0]][0]
+        assert (HOSTS[src_host][0], src_id, kinds[link["kind"]], dst, dst_id) in links, link
+
+
+def test_new_year_years(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A message held on Dec 31 and released on Jan 01 has lines dated in both years."""
+    doc = _trace(config, capsys, "from-nyheld@example.net", "on", "mx-ny")
+    (message,) = [m for m in doc["messages"] if m["sender"] == "from-nyheld@example.net"]
+    assert message["first_seen"].startswith("2025-12-31T23:59")
+    assert message["last_seen"].startswith("2026-01-01T00:0")
+    assert message["status"] == "sent"
+
+
+def test_rfc3339_and_traditional_agree(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same syslog lines in RFC 3339 and traditional format give the same instants."""
+    doc = _trace(config, capsys, "from-sysheld@example.net")
+    spans = {
+        m["host"]: (m["first_seen"], m["last_seen"])
+        for m in doc["messages"]
+        if m["sender"] == "from-sysheld@example.net"
+    }
+    rfc = {
+        k: datetime.fromisoformat(v)
+        for k, v in zip(("first", "last"), spans["mx-s-rfc3339"], strict=True)
+    }
+    trad = {
+        k: datetime.fromisoformat(v)
+        for k, v in zip(("first", "last"), spans["mx-s-traditional"], strict=True)
+    }
+    assert rfc["first"].replace(microsecond=0) == trad["first"]
+    assert rfc["last"].replace(microsecond=0) == trad["last"]
+
+
+def test_day_query_in_the_askers_zone(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Jan 01 in Berlin includes 23:xx UTC on Dec 31: the date is the asker's, the lines the server's."""
+    berlin = _trace(
+        config,
+        capsys,
+        "from-nyheld@example.net",
+        "2026-01-01",
+        "on",
+        "mx-ny",
+        "--tz",
+        "Europe/Berlin",
+    )
+    utc = _trace(
+        config, capsys, "from-nyheld@example.net", "2025-12-31", "on", "mx-ny", "--tz", "UTC"
+    )
+    assert [m["queue_id"] for m in berlin["messages"]] == [m["queue_id"] for m in utc["messages"]]
+    assert berlin["messages"]
