@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-
-HOWTO = Path(__file__).resolve().parent.parent / "fixtures" / "howto" / "maillog"
+from tests.conftest import HOWTO
 
 
 def test_howto_example_shows_delivery(capsys: pytest.CaptureFixture[str]) -> None:
     """The how-to's five lines (queue ID BCDEFGHIJKL) answer: sent to recipient2 via virtual."""
-    status = main(["trace", "sender2@example.net", "2024-05-13", "--log", str(HOWTO)])
+    status = main(
+        ["trace", "sender2@example.net", "2024-05-13", "--log", str(HOWTO), "--year", "2024"]
+    )
     out = capsys.readouterr().out
     assert status == 0
     assert "✅ sent — sender2@example.net → recipient2@example.org" in out
@@ -24,10 +25,10 @@ def test_howto_example_shows_delivery(capsys: pytest.CaptureFixture[str]) -> Non
     assert "BCDEFGHIJKL" in out
 
 
-def test_howto_example_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_howto_example_as_json(howto_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--format json gives one document with the message, its recipient and what was searched."""
     status = main(
-        ["trace", "sender2@example.net", "2024-05-13", "--log", str(HOWTO), "--format", "json"]
+        ["trace", "sender2@example.net", "2024-05-13", "--log", str(howto_log), "--format", "json"]
     )
     doc = json.loads(capsys.readouterr().out)
     assert status == 0
@@ -41,14 +42,16 @@ def test_howto_example_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert rcpt["address"] == "recipient2@example.org"
     assert rcpt["reason"] == "delivered via virtual service"
     assert rcpt["relay"] == "virtual"
-    assert doc["searched"][0]["files"][0]["path"] == str(HOWTO)
+    assert doc["searched"][0]["files"][0]["path"] == str(howto_log)
     assert doc["diagnosis"] == []
 
 
-def test_nothing_found_gives_a_diagnosis(capsys: pytest.CaptureFixture[str]) -> None:
+def test_nothing_found_gives_a_diagnosis(
+    howto_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An address on the wrong day: exit 1, and the diagnosis names the day it was logged."""
     status = main(
-        ["trace", "sender2@example.net", "2024-05-14", "--log", str(HOWTO), "--format", "json"]
+        ["trace", "sender2@example.net", "2024-05-14", "--log", str(howto_log), "--format", "json"]
     )
     doc = json.loads(capsys.readouterr().out)
     assert status == 1

@@ -10,21 +10,20 @@ from bot.search import SearchResult, run_search
 from bot.settings import ServerConfig, Settings
 from bot.sources.factory import build_sources
 
-HOWTO = Path(__file__).resolve().parent.parent / "fixtures" / "howto" / "maillog"
 NOW = datetime(2024, 7, 1, tzinfo=UTC)
 
 
-async def _search(text: str, *extra: ServerConfig) -> SearchResult:
-    servers = (ServerConfig(name="mx1", local=True, logs=(str(HOWTO),), year=2024), *extra)
+async def _search(log: Path, text: str, *extra: ServerConfig) -> SearchResult:
+    servers = (ServerConfig(name="mx1", local=True, logs=(str(log),)), *extra)
     settings = Settings(servers=servers, default_days=None)
     return await run_search(
         parse_query(text, now=NOW, zone=UTC), settings, build_sources(settings), now=NOW
     )
 
 
-async def test_other_day_and_rotated_logs() -> None:
+async def test_other_day_and_rotated_logs(howto_log: Path) -> None:
     """A day before the logs start: it was logged on another day, and the logs start later."""
-    result = await _search("sender2@example.net 2024-05-01")
+    result = await _search(howto_log, "sender2@example.net 2024-05-01")
     causes = [d.cause for d in result.diagnosis]
     assert causes[0] == "It was logged, but on other days than the one asked about."
     assert result.diagnosis[0].evidence == ("lines naming sender2@example.net on: 2024-05-13",)
@@ -32,25 +31,25 @@ async def test_other_day_and_rotated_logs() -> None:
     assert causes[-2] == "The mail probably never reached our servers."
 
 
-async def test_day_after_the_newest_log() -> None:
+async def test_day_after_the_newest_log(howto_log: Path) -> None:
     """A day after the last log write: the server has no logs yet for that time."""
-    result = await _search("sender2@example.net 2024-06-01")
+    result = await _search(howto_log, "sender2@example.net 2024-06-01")
     causes = [d.cause for d in result.diagnosis]
     assert "mx1 has no logs yet for that time." in causes
 
 
-async def test_failed_server_ranks_first(tmp_path: Path) -> None:
+async def test_failed_server_ranks_first(howto_log: Path, tmp_path: Path) -> None:
     """An unsearchable server is the first reason, naming the server and why."""
     broken = ServerConfig(name="mx2", local=True, logs=(f"{tmp_path}/none*",))
-    result = await _search("nobody@example.org 2024-05-13", broken)
+    result = await _search(howto_log, "nobody@example.org 2024-05-13", broken)
     first = result.diagnosis[0]
     assert first.cause == "Some servers could not be searched; the mail may be in their logs."
     assert first.evidence == (f"mx2: no log files: nothing matches {tmp_path}/none*",)
 
 
-async def test_never_reached_and_spelling() -> None:
+async def test_never_reached_and_spelling(howto_log: Path) -> None:
     """An address no line names: it probably never reached us; try the whole domain."""
-    result = await _search("nobody@example.org 2024-05-13")
+    result = await _search(howto_log, "nobody@example.org 2024-05-13")
     causes = [d.cause for d in result.diagnosis]
     assert causes == [
         "Part of the time asked about is older than mx1's logs.",  # they start at 10:00:11

@@ -10,14 +10,12 @@ from bot.search import run_search
 from bot.settings import ServerConfig, Settings
 from bot.sources.factory import build_sources
 
-HOWTO = Path(__file__).resolve().parent.parent / "fixtures" / "howto" / "maillog"
 
-
-async def test_progress_names_each_server_once(tmp_path: Path) -> None:
+async def test_progress_names_each_server_once(tmp_path: Path, howto_log: Path) -> None:
     """One server answers, one fails: each is reported once, with its outcome."""
     settings = Settings(
         servers=(
-            ServerConfig(name="good", local=True, logs=(str(HOWTO),)),
+            ServerConfig(name="good", local=True, logs=(str(howto_log),)),
             ServerConfig(name="bad", local=True, logs=(str(tmp_path / "none*"),)),
         ),
         default_days=None,
