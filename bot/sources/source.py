@@ -71,6 +71,8 @@ class LogSource:
         unknown = [p for p, s, m, r in raw if r and (p, s, m) not in self._heads]
         if unknown:
             await self._read_heads(unknown, {p: (s, m) for p, s, m, _ in raw})
+        current = {(p, s, m) for p, s, m, _ in raw}  # forget files that changed or went away
+        self._heads = {key: value for key, value in self._heads.items() if key in current}
         files = [
             LogFile(
                 path=path,

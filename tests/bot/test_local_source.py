@@ -8,6 +8,7 @@ import lzma
 import os
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -169,3 +170,33 @@ def test_globs_must_keep_wildcards_in_the_file_name() -> None:
     for glob in ("/var/*/mail.log", "var/log/mail.log", "/var/log/$(id)"):
         with pytest.raises(ConfigError):
             commands.split_glob(glob)
+
+
+class RecordingRunner(LocalRunner):
+    """The real local runner, remembering each command it ran."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.commands: list[str] = []
+
+    async def stream(self, command: str) -> AsyncIterator[str]:
+        self.commands.append(command)
+        async for line in super().stream(command):
+            yield line
+
+
+async def test_first_lines_are_cached_until_a_file_changes(logdir: Path) -> None:
+    """A second listing reads no first lines for unchanged files; a changed file is read again."""
+    server = ServerConfig(name="mx", local=True, logs=(f"{logdir}/mail.log*",))
+    runner = RecordingRunner("mx")
+    source = LogSource(server, runner, Limits())
+    await source.list_files()
+    assert len(runner.commands) == 2  # listing + first lines of every file
+    await source.list_files()
+    assert len(runner.commands) == 3  # the listing only
+    with (logdir / "mail.log").open("a") as handle:
+        handle.write(DAY3)
+    await source.list_files()
+    assert len(runner.commands) == 5  # listing + first line of the one changed file
+    assert str(logdir / "mail.log") in runner.commands[-1]
+    assert "mail.log.1" not in runner.commands[-1]
