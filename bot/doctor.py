@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.errors import MailtraceError, SourceError
 from bot.settings import ServerConfig, Settings
-from bot.sources.runner import CommandRunner, LocalRunner
+from bot.sources.factory import runner_for
 from bot.sources.source import LogFile, LogSource
 from bot.sources.ssh import SSHPool
 
@@ -71,15 +71,9 @@ async def check_server(settings: Settings, server: ServerConfig, pool: SSHPool |
     budget = limits.connect_timeout + 2 * limits.command_timeout  # connect, list, first lines
     try:
         async with asyncio.timeout(budget):
-            runner: CommandRunner
-            if server.local:
-                runner = LocalRunner(server.name)
-            else:
-                if pool is None:
-                    raise MailtraceError("SSH servers need an SSHPool")
+            if pool is not None and not server.local:
                 await pool.connection(server)  # connects and verifies the host key first
-                runner = pool.runner_for(server)
-            files = await LogSource(server, runner, limits).list_files()
+            files = await LogSource(server, runner_for(server, pool), limits).list_files()
     except SourceError as exc:
         return DoctorRow(
             server=server.name, ok=False, route=route, reason=f"{exc.reason}: {exc.detail}"

@@ -166,20 +166,22 @@ def _on_reject(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
         b.client = f"{e.client_host}[{e.client_ip}]"
 
 
-def _on_discard(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
-    b.whole_message = Status.DISCARDED
-    b.notes.append(f"discarded by policy: {e.reason or e.text}")
+def _note_policy(b: _Builder, e: LogEvent, what: str) -> None:
+    """A policy action on the whole message: note it; its line names sender and a recipient."""
+    b.notes.append(f"{what}: {e.reason or e.text}")
     if e.recipient is not None:
         b.recipient(e.recipient)
     b.sender = b.sender or e.sender
+
+
+def _on_discard(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
+    b.whole_message = Status.DISCARDED
+    _note_policy(b, e, "discarded by policy")
 
 
 def _on_hold(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
     b.held = True
-    b.notes.append(f"placed on hold: {e.reason or e.text}")
-    if e.recipient is not None:
-        b.recipient(e.recipient)
-    b.sender = b.sender or e.sender
+    _note_policy(b, e, "placed on hold")
 
 
 def _on_release(b: _Builder, e: LogEvent, _: RelayResolver) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.settings import Settings
+from bot.errors import ConfigError
+from bot.settings import ServerConfig, Settings
 from bot.sources.runner import CommandRunner, LocalRunner
 from bot.sources.source import LogSource
 
@@ -12,19 +13,21 @@ if TYPE_CHECKING:
     from bot.sources.ssh import SSHPool
 
 
+def runner_for(server: ServerConfig, pool: SSHPool | None) -> CommandRunner:
+    """This machine's shell for a local server, else an SSH runner from `pool`."""
+    if server.local:
+        return LocalRunner(server.name)
+    if pool is None:
+        raise ConfigError(f"server {server.name} is reached over SSH, which needs an SSHPool")
+    return pool.runner_for(server)
+
+
 def build_sources(settings: Settings, pool: SSHPool | None = None) -> list[LogSource]:
     """Sources for every server; SSH servers need `pool` (connections are reused through it)."""
-    sources = []
-    for server in settings.servers:
-        runner: CommandRunner
-        if server.local:
-            runner = LocalRunner(server.name)
-        else:
-            if pool is None:
-                raise ValueError("SSH servers need an SSHPool")
-            runner = pool.runner_for(server)
-        sources.append(LogSource(server, runner, settings.limits_for(server)))
-    return sources
+    return [
+        LogSource(server, runner_for(server, pool), settings.limits_for(server))
+        for server in settings.servers
+    ]
 
 
 def needs_ssh(settings: Settings) -> bool:
