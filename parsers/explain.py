@@ -65,7 +65,9 @@ def _who_acts(status: Status, dsn: str | None) -> str:
             return RECIPIENT_ADMIN + " (their policy), or " + US + " if it is our reputation"
         return RECIPIENT_ADMIN
     if status is Status.EXPIRED:
-        return US + " and " + RECIPIENT_ADMIN + " (their server was unreachable for days)"
+        return (
+            US + " and " + RECIPIENT_ADMIN + " (their server refused or was unreachable too long)"
+        )
     if status in (Status.HELD, Status.DISCARDED):
         return US + " (our policy)"
     if status is Status.DELETED:

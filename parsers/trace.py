@@ -161,6 +161,8 @@ def _on_reject(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
         state = b.recipient(e.recipient)
         state.status, state.postfix_status = Status.REJECTED, e.action
         state.dsn, state.reason = e.dsn, e.reason
+        state.attempts += 1
+        state.last_attempt = e.timestamp
     b.sender = b.sender or e.sender
     if e.client_host and b.client is None:
         b.client = f"{e.client_host}[{e.client_ip}]"
@@ -237,7 +239,46 @@ def group_messages(
         built.extend(_group_host(host, host_events, resolve))
     messages = [_freeze(b) for b in built]
     messages = _link_reinjections(messages)
-    return sorted(messages, key=_order_key)
+    return _merge_repeated_refusals(sorted(messages, key=_order_key))
+
+
+def _merge_repeated_refusals(messages: list[Message]) -> list[Message]:
+    """One entry for the same pre-queue refusal repeated (a sender's server retrying a 4xx, or a
+    spammer): same host, client, sender and the same answer to the same recipients. Its
+    recipients count the attempts; the lines of every attempt are kept."""
+    merged: list[Message] = []
+    index: dict[tuple[object, ...], int] = {}
+    for m in messages:
+        if m.queue_id is not None:
+            merged.append(m)
+            continue
+        key = (
+            m.host,
+            m.client,
+            m.sender,
+            m.status,
+            tuple((r.address, r.status, r.dsn, r.reason) for r in m.recipients),
+        )
+        at = index.get(key)
+        if at is None:
+            index[key] = len(merged)
+            merged.append(m)
+            continue
+        first = merged[at]
+        recipients = tuple(
+            r.model_copy(
+                update={"attempts": r.attempts + s.attempts, "last_attempt": s.last_attempt}
+            )
+            for r, s in zip(first.recipients, m.recipients, strict=True)
+        )
+        merged[at] = first.model_copy(
+            update={
+                "recipients": recipients,
+                "last_seen": m.last_seen,
+                "lines": first.lines + m.lines,
+            }
+        )
+    return merged
 
 
 def _group_host(host: str, events: list[LogEvent], resolve: RelayResolver) -> list[_Builder]:

@@ -115,6 +115,8 @@ def verdict_line(m: Message, zone: tzinfo) -> str:
         rcpts += f" and {len(m.recipients) - 3} more"
     where = f"{m.host}, {short_when(m.first_seen, zone)}"
     counts = "" if len({r.status for r in m.recipients}) <= 1 else f" ({m.summary})"
+    if m.queue_id is None and m.recipients and m.recipients[0].attempts > 1:
+        counts += f" ×{m.recipients[0].attempts}"
     return (
         f"{EMOJI[m.status]} {m.status.value}{counts} — {who(m.sender)} → {rcpts or '?'} ({where})"
     )
@@ -141,7 +143,8 @@ def message_view(m: Message, zone: tzinfo) -> MessageView:
         if r.relay and r.status is not Status.SENT:
             lines.append(f"   Relay: {r.relay}")
         if r.attempts > 1:
-            lines.append(f"   {r.attempts} delivery attempts, last at {when(r.last_attempt, zone)}")
+            what = "refusals" if r.status is Status.REJECTED else "delivery attempts"
+            lines.append(f"   {r.attempts} {what}, last at {when(r.last_attempt, zone)}")
         lines.append(f"   Who acts: {r.action_by}")
     for link in m.links:
         where = link.host or (link.relay or "outside our servers")

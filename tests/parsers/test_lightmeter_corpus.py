@@ -135,3 +135,20 @@ def test_split_line_degrades_gracefully() -> None:
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     assert any(e.kind is EventKind.UNPARSED for e in events)
     assert [e.raw for e in events] == lines
+
+
+def test_repeated_pre_queue_refusals_are_one_entry() -> None:
+    """The same NOQUEUE refusal repeated by a retrying client is one entry counting the attempts."""
+    line = (
+        "May 13 10:0{m}:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from c.example[192.0.2.9]: "
+        "450 4.2.0 <r@example.org>: Recipient address rejected: try later; "
+        "from=<s@example.net> to=<r@example.org> proto=ESMTP helo=<c>"
+    )
+    events = [parse_line(line.format(m=m)) for m in range(3)]
+    other = parse_line(line.format(m=5).replace("c.example[192.0.2.9]", "d.example[192.0.2.10]"))
+    messages = group_messages([*events, other])
+    assert [(m.client, m.recipients[0].attempts) for m in messages] == [
+        ("c.example[192.0.2.9]", 3),
+        ("d.example[192.0.2.10]", 1),
+    ]
+    assert len(messages[0].lines) == 3
