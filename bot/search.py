@@ -388,7 +388,8 @@ async def _trace_wanted(
             await _grep_ids(st, near, partial)
     else:
         await _grep_ids(st, first, todo)
-    messages = group_messages([e for e in st.events if e.queue_id in set(todo)])
+    todo_set = set(todo)
+    messages = group_messages([e for e in st.events if e.queue_id in todo_set])
     open_ids = sorted(
         {
             m.queue_id
