@@ -78,7 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
 def load_config(args: argparse.Namespace) -> Settings:
     if getattr(args, "log", None):
         return local_settings(args.log, zone=args.log_tz, year=args.year)
-    path = args.config or os.environ.get("MAILTRACE_CONFIG") or DEMO_CONFIG
+    path = args.config or os.environ.get("MAILTRACE_CONFIG")
+    if path is None:
+        if not DEMO_CONFIG.exists():  # installed from a wheel: the demo lives in the repository
+            raise ConfigError(
+                "no configuration: give --config FILE (or set MAILTRACE_CONFIG), or --log PATH"
+            )
+        path = str(DEMO_CONFIG)
     return load_settings(path)
 
 

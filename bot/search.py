@@ -16,9 +16,11 @@ Every server's failure becomes a `SourceFailure` line; the others' results stay 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -101,6 +103,9 @@ class _ServerState:
         self.lines = 0
         self.truncated = False
         self.other_days: set[str] = set()
+        self.problems: list[str] = []  # files that could not be read
+        self.hits: set[str] = set()  # raw lines that named the target (pass 1)
+        self.hit_ids: set[str] = set()  # and their queue IDs
 
 
 def resolve_window(
@@ -112,10 +117,6 @@ def resolve_window(
     if settings.default_days is None:
         return None, None
     return now - timedelta(days=settings.default_days), None
-
-
-def make_relay_resolver(settings: Settings) -> LinkResolver:
-    return LinkResolver(settings)
 
 
 class LinkResolver:
@@ -194,12 +195,12 @@ async def run_search(
     ("answered") or fails ("failed: REASON"), for callers that show progress.
     """
     started = time.monotonic()
-    chosen = _choose(query, sources)
+    chosen = choose_servers(query, sources)
     start, end = resolve_window(query, settings, now)
     # Every configured server can be a hop; only the chosen ones are searched for the needle.
     states = {s.name: _ServerState(s) for s in sources}
     failures: dict[str, SourceFailure] = {}
-    resolver = make_relay_resolver(settings)
+    resolver = LinkResolver(settings)
     notes: list[str] = []
 
     async def guarded(name: str, work: Awaitable[None], report: bool = False) -> None:
@@ -255,6 +256,11 @@ async def run_search(
             notes.append(
                 f"{st.source.name}: stopped reading after {st.lines} lines; narrow the query."
             )
+        unreadable = [
+            f"{f.path}: cannot be read by the search user" for f in st.files if not f.readable
+        ]
+        for problem in dict.fromkeys([*unreadable, *st.problems]):
+            notes.append(f"{st.source.name}: {problem}; its lines are missing from this answer.")
     result = SearchResult(
         query=query,
         window_start=start,
@@ -272,7 +278,8 @@ async def run_search(
     return result.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
 
 
-def _choose(query: Query, sources: Sequence[LogSource]) -> list[LogSource]:
+def choose_servers(query: Query, sources: Sequence[LogSource]) -> list[LogSource]:
+    """The sources the query names (`on mx1,mx2`), or all; unknown names are a usage error."""
     if not query.servers:
         return list(sources)
     known = {s.name: s for s in sources}
@@ -290,11 +297,9 @@ async def _first_passes(
     st.files = await st.source.list_files()
     in_window = [f for f in st.files if f.covers(start, end)]
     hits: list[LogEvent] = []
-    async for event in st.source.grep(
-        in_window, [query.needle], ignore_case=query.ignore_case, with_offsets=True
+    async for event in _read(
+        st, in_window, [query.needle], ignore_case=query.ignore_case, with_offsets=True
     ):
-        if not _count(st):
-            break
         if not matches(query, event):
             continue
         if _in_window(event, start, end):
@@ -302,6 +307,8 @@ async def _first_passes(
         elif event.timestamp is not None:
             st.other_days.add(event.timestamp.date().isoformat())
     st.searched.update(f.path for f in in_window)
+    st.hits.update(e.raw for e in hits)
+    st.hit_ids.update(e.queue_id for e in hits if e.queue_id is not None)
     st.events.extend(e for e in hits if e.queue_id is None)  # pre-queue rejects are complete
     st.wanted.update(e.queue_id for e in hits if e.queue_id is not None)
     if query.kind is TargetKind.QUEUE_ID:
@@ -317,9 +324,7 @@ async def _look_outside(st: _ServerState, query: Query, searched: list[LogFile])
     others = [f for f in st.files if f.path not in {s.path for s in searched}]
     if not others:
         return
-    async for event in st.source.grep(others, [query.needle], ignore_case=query.ignore_case):
-        if not _count(st):
-            break
+    async for event in _read(st, others, [query.needle], ignore_case=query.ignore_case):
         if matches(query, event) and event.timestamp is not None:
             st.other_days.add(event.timestamp.date().isoformat())
 
@@ -388,18 +393,7 @@ async def _trace_wanted(
             await _grep_ids(st, near, partial)
     else:
         await _grep_ids(st, first, todo)
-    todo_set = set(todo)
-    messages = group_messages([e for e in st.events if e.queue_id in todo_set])
-    open_ids = sorted(
-        {
-            m.queue_id
-            for m in messages
-            if m.queue_id and (m.started_before_logs or m.status not in FINAL_STATUSES)
-        }
-    )
-    rest = [f for f in st.files if f not in first]
-    if open_ids and rest:
-        await _grep_ids(st, rest, open_ids)
+    await _widen(st, first, set(todo))
     # A line "X: ... queued as WANTED" names the previous hop's queue ID on this server.
     back = {
         e.queue_id
@@ -409,6 +403,51 @@ async def _trace_wanted(
     if back:
         st.wanted.update(back)
         await _trace_wanted(st, start)
+
+
+async def _widen(st: _ServerState, searched: list[LogFile], ids: set[str]) -> None:
+    """Follow messages out of the searched files, one file at a time: those still open (deferred,
+    held, in flight) into later files until they end, those whose start is missing into
+    earlier ones until it is found. Cost follows the messages, not the retention."""
+    done = {f.path for f in searched}
+    positions = [i for i, f in enumerate(st.files) if f.path in done]
+    if not positions:
+        return
+    later = st.files[max(positions) + 1 :]
+    earlier = st.files[: min(positions)][::-1]
+    for files, wanting in ((later, _open_ids), (earlier, _unstarted_ids)):
+        for file in files:
+            todo = wanting(st, ids)
+            if not todo or st.truncated:
+                break
+            if file.path not in done:
+                await _grep_ids(st, [file], sorted(todo))
+
+
+def _open_ids(st: _ServerState, ids: set[str]) -> set[str]:
+    lives = group_messages([e for e in st.events if e.queue_id in ids])
+    latest = {m.queue_id: m for m in lives}  # the last life of each ID decides
+    return {qid for qid, m in latest.items() if qid and m.status not in FINAL_STATUSES}
+
+
+def _unstarted_ids(st: _ServerState, ids: set[str]) -> set[str]:
+    started = {e.queue_id for e in st.events if e.kind in _START_KINDS}
+    return {qid for qid in ids if qid not in started}
+
+
+async def _read(
+    st: _ServerState, files: list[LogFile], patterns: list[str], **options: Any
+) -> AsyncIterator[LogEvent]:
+    """grep on this server, counting lines against the cap. At the cap it stops, and the remote
+    command is ended at once (aclosing), not whenever the generator is collected."""
+    if st.truncated or not files:
+        return
+    search = st.source.grep(files, patterns, problems=st.problems, **options)
+    async with contextlib.aclosing(search) as events:
+        async for event in events:
+            if not _count(st):
+                return
+            yield event
 
 
 async def _grep_ids(
@@ -421,9 +460,7 @@ async def _grep_ids(
         return
     wanted = set(ids)
     seen = {(e.path, e.raw) for e in st.events}
-    async for event in st.source.grep(files, ids, regions=regions):
-        if not _count(st):
-            break
+    async for event in _read(st, files, ids, regions=regions):
         key = (event.path, event.raw)
         if key in seen:
             continue
@@ -491,12 +528,18 @@ def _confirm_links(messages: list[Message], states: dict[str, _ServerState]) -> 
 
 
 def _relevant(messages: Iterable[Message], states: dict[str, _ServerState]) -> list[Message]:
-    """Drop messages that pass 2 pulled in only because a line mentioned a wanted ID."""
-    return [
-        m
-        for m in messages
-        if m.queue_id is None or (m.host in states and m.queue_id in states[m.host].wanted)
-    ]
+    """Drop messages that pass 2 pulled in only because a line mentioned a wanted ID, and other
+    lives of a reused queue ID: an ID found by pass 1 keeps only the lives with a hit."""
+    out = []
+    for m in messages:
+        st = states.get(m.host)
+        if m.queue_id is not None:
+            if st is None or m.queue_id not in st.wanted:
+                continue
+            if m.queue_id in st.hit_ids and st.hits.isdisjoint(m.lines):
+                continue
+        out.append(m)
+    return out
 
 
 def _coverage(st: _ServerState) -> SourceCoverage:

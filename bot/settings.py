@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -62,7 +63,20 @@ class ServerConfig(BaseModel):
     @classmethod
     def _globs_are_safe(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for glob in value:
-            split_glob(glob)
+            try:
+                split_glob(glob)
+            except ConfigError as exc:  # pydantic reports ValueErrors with the field's path
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("source")
+    @classmethod
+    def _source_supported(cls, value: str) -> str:
+        if value == "journald":
+            raise ValueError(
+                "journald sources are not supported yet; point `logs` at the files rsyslog or "
+                "Postfix's maillog_file writes"
+            )
         return value
 
     @field_validator("timezone")
@@ -142,13 +156,27 @@ class SlackConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("api_base_url")
+    @classmethod
+    def _token_stays_encrypted(cls, value: str | None) -> str | None:
+        """The bot token travels with every call: plain http only to this machine."""
+        if value is None:
+            return value
+        parsed = urlsplit(value)
+        loopback = parsed.hostname in ("localhost", "127.0.0.1", "::1") or (
+            parsed.hostname or ""
+        ).startswith("127.")
+        if parsed.scheme != "https" and not (parsed.scheme == "http" and loopback):
+            raise ValueError("api_base_url must be https:// (plain http only to loopback)")
+        return value
+
     allowed_users: tuple[str, ...] = ()  # Slack user IDs; empty = anyone in the workspace
     allowed_usergroups: tuple[str, ...] = ()  # user group IDs (members may ask)
     allowed_channels: tuple[str, ...] = ()  # channel IDs; empty = any channel
     audit_log: str | None = None  # JSON lines file; default: stderr log only
     rate_limit_per_minute: int = Field(6, ge=1)
     max_concurrent: int = Field(4, ge=1)
-    api_base_url: str | None = None  # GovSlack, a proxy, or a test fake
+    api_base_url: str | None = None  # GovSlack, a proxy, or a test fake (https, or loopback)
     http_port: int = Field(3000, ge=0, le=65535)
     http_host: str = "127.0.0.1"
 

@@ -17,7 +17,6 @@ import pytest
 
 from bot.errors import (
     AuthFailed,
-    CommandFailed,
     CommandTimeout,
     ConfigError,
     ConnectFailed,
@@ -429,9 +428,14 @@ async def test_unreadable_log_file(sshd_cluster: SshCluster) -> None:
         }
         events = [e async for e in source.grep(files, [NEEDLE])]
         assert [e.queue_id for e in events] == ["4A1B2C3D4E"]
-        with pytest.raises(CommandFailed) as caught:
-            await lines_of(pool.runner_for(server), commands.grep_command([str(secret)], ["x"]))
-    assert str(caught.value) == f"mx1: command failed: grep: {secret}: Permission denied"
+        # asked to grep it anyway (it became unreadable after listing), the command says so
+        output = await lines_of(
+            pool.runner_for(server), commands.grep_command([str(secret)], ["x"])
+        )
+    assert output == [f"!unreadable\t{secret}"]
+    assert commands.describe_problem(output[0]) == (
+        f"{secret}: cannot be read (permission denied, or rotated away since it was listed)"
+    )
 
 
 async def test_no_log_files(sshd_cluster: SshCluster, mx2_events: list[LogEvent]) -> None:
@@ -443,19 +447,22 @@ async def test_no_log_files(sshd_cluster: SshCluster, mx2_events: list[LogEvent]
     assert str(error) == f"mx1: no log files: nothing matches {glob}"
 
 
-async def test_corrupt_archive_is_a_grep_error(
-    sshd_cluster: SshCluster, mx2_events: list[LogEvent]
-) -> None:
-    """A damaged .gz makes the search fail with gzip's own words, not look like 'no match'."""
+async def test_corrupt_archive_is_a_problem_not_a_failure(sshd_cluster: SshCluster) -> None:
+    """A damaged .gz is reported as a problem; the server's other files are still searched."""
     directory = sshd_cluster.root / "logs" / "corrupt"
     directory.mkdir(exist_ok=True)
     (directory / "mail.log").write_text(QMGR_LINE.format(day=13, qid="4A1B2C3D4E", sender=NEEDLE))
     broken_gz = directory / "mail.log.1.gz"
     broken_gz.write_bytes(gzip.compress(b"May 12 10:00:00 mx1 postfix/qmgr[9]: x\n" * 50)[:60])
-    broken = sshd_cluster.server_config("mx1", logs=(f"{directory}/mail.log*",))
-    error = await expect_failure(sshd_cluster, broken, mx2_events)
-    assert isinstance(error, CommandFailed)
-    assert str(error) == f"mx1: command failed: gzip: {broken_gz}: unexpected end of file"
+    server = sshd_cluster.server_config("mx1", logs=(f"{directory}/mail.log*",))
+    async with pool_for(sshd_cluster, server) as pool:
+        source = ssh_source(pool, server)
+        problems: list[str] = []
+        events = [
+            e async for e in source.grep(await source.list_files(), [NEEDLE], problems=problems)
+        ]
+    assert [e.queue_id for e in events] == ["4A1B2C3D4E"]
+    assert problems == [f"{broken_gz}: could not be decompressed (corrupt, or still being written)"]
 
 
 async def test_encrypted_key_needs_its_passphrase(

@@ -130,24 +130,56 @@ def grep_command(
     for path in paths:
         for start, length in regions.get(path, ()):
             streams.append((path, _region_reader(path, start, length)))
-    # rc: 1 until something matches (0), 2 once anything failed. For a decompressor piped into
-    # grep, POSIX sh has no pipefail: both exit statuses are written to fd 3 ("d<N>", "g<N>")
-    # and read back through a command substitution, while grep's output goes to fd 4 (stdout).
+    # rc: 1 until something matches, then 0. A file that cannot be read (rotated away since the
+    # listing, permissions, corrupt, no decompressor) is reported on stdout as a PROBLEM line
+    # ("!unreadable<TAB>PATH" or "!failed<TAB>PATH<TAB>STATUSES") and the others are still
+    # searched: one bad file must not cost the whole answer. A decompressor is piped into grep
+    # and POSIX sh has no pipefail, so both exit statuses are written to fd 3 ("d<N>", "g<N>")
+    # and read back through a command substitution while grep's output goes to fd 4 (stdout).
     steps = ["rc=1", "exec 4>&1"]
     if plain:
         steps.append(
-            f"grep -F -a -H {expr} -- {shlex.join(plain)}; s=$?; "
-            '[ "$s" -eq 0 ] && [ "$rc" -eq 1 ] && rc=0; [ "$s" -gt 1 ] && rc=2'
+            f"set --; for f in {shlex.join(plain)}; do "
+            'if [ -r "$f" ]; then set -- "$@" "$f"; '
+            "else printf '!unreadable\\t%s\\n' \"$f\"; fi; done"
+        )
+        steps.append(
+            f'if [ "$#" -gt 0 ]; then grep -F -a -H {expr} -- "$@"; s=$?; '
+            '[ "$s" -eq 0 ] && rc=0; '
+            '[ "$s" -gt 1 ] && printf \'!failed\\t*\\tg%s\\n\' "$s"; fi'
         )
     for path, reader in streams:
+        quoted = shlex.quote(path)
         steps.append(
+            f"if [ -r {quoted} ]; then "
             f"r=$( {{ {{ {reader}; echo d$? >&3; }} | "
-            f"grep -F -a -H --label={shlex.quote(path)} {expr} >&4; echo g$? >&3; }} 3>&1 ); "
-            'case "$r" in *g0*) [ "$rc" -eq 1 ] && rc=0;; esac; '
-            'case "$r" in *d[1-9]*|*g[2-9]*) rc=2;; esac'
+            f"grep -F -a -H --label={quoted} {expr} >&4; echo g$? >&3; }} 3>&1 ); "
+            'case "$r" in *g0*) rc=0;; esac; '
+            'case "$r" in *d[1-9]*|*g[2-9]*) '
+            f"printf '!failed\\t%s\\t%s\\n' {quoted} \"$(echo $r)\";; esac; "
+            f"else printf '!unreadable\\t%s\\n' {quoted}; fi"
         )
     steps.append('exit "$rc"')
     return wrap("; ".join(steps), timeout_s)
+
+
+PROBLEM_PREFIX = "!"
+
+
+def describe_problem(line: str) -> str:
+    """A PROBLEM line of grep_command's output -> 'PATH: what went wrong'."""
+    parts = line[1:].split("\t")
+    kind, path = parts[0], parts[1] if len(parts) > 1 else "?"
+    statuses = " ".join(parts[2:])
+    if kind == "unreadable":
+        return f"{path}: cannot be read (permission denied, or rotated away since it was listed)"
+    if path == "*":
+        return "grep reported a read error in the plain log files"
+    if "d127" in statuses:
+        return f"{path}: its decompressor is not installed there"
+    if any(f"d{n}" in statuses for n in range(1, 10)):
+        return f"{path}: could not be decompressed (corrupt, or still being written)"
+    return f"{path}: grep failed on it"
 
 
 def longest_first(paths: Sequence[str]) -> list[str]:

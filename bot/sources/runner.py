@@ -17,7 +17,9 @@ from typing import Protocol
 
 from bot.errors import CommandFailed, CommandTimeout
 
-MAX_LINE = 1024 * 1024  # no Postfix line is this long; a longer one is dropped, not fatal
+# asyncio's line limit: no Postfix line is this long, and a longer one is dropped, not fatal
+# (the SSH runner cuts at the same length instead; either way one odd line never ends a search).
+MAX_LINE = 1024 * 1024
 TIMEOUT_EXIT = 124  # coreutils `timeout` when the time ran out
 KILLED_EXIT = 137  # `timeout -k` had to KILL
 
@@ -30,6 +32,20 @@ class CommandRunner(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# Secrets the bot may hold in its environment; commands it runs never need them.
+SECRET_VARIABLES = (
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "SLACK_SIGNING_SECRET",
+    "MAILTRACE_SSH_KEY_PASSPHRASE",
+)
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment without secrets, for the commands it runs."""
+    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
 
 
 def check_exit(name: str, status: int | None, stderr: str) -> None:
@@ -67,6 +83,7 @@ class LocalRunner:
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, so a cancel can end all of it
             limit=MAX_LINE,
+            env=child_environment(),
         )
         assert proc.stdout is not None
         assert proc.stderr is not None

@@ -10,7 +10,7 @@ events with the file's own year guess and the server's zone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -86,9 +86,12 @@ class LogSource:
         return sorted(files, key=lambda f: (f.first_seen or f.mtime, f.mtime))
 
     async def _read_heads(self, paths: list[str], stats: dict[str, tuple[int, float]]) -> None:
-        for path in paths:  # a file whose first line cannot be dated stays "unknown start"
+        """Date each file by its first line; cached only once the whole read succeeded (a file
+        whose first line cannot be dated is cached as "start unknown")."""
+        found: dict[tuple[str, int, float], datetime | None] = {}
+        for path in paths:
             size, mtime = stats[path]
-            self._heads[(path, size, mtime)] = None
+            found[(path, size, mtime)] = None
         command = commands.heads_command(paths, self.limits.command_timeout)
         async for line in self.runner.stream(command):
             path, _, first = line.partition("\t")
@@ -97,7 +100,8 @@ class LogSource:
             size, mtime = stats[path]
             years = YearGuess(datetime.fromtimestamp(mtime, tz=UTC), self.server.year)
             envelope = parse_envelope(first, zone=self.server.zone, years=years)
-            self._heads[(path, size, mtime)] = envelope.timestamp if envelope else None
+            found[(path, size, mtime)] = envelope.timestamp if envelope else None
+        self._heads.update(found)
 
     async def grep(
         self,
@@ -107,11 +111,13 @@ class LogSource:
         ignore_case: bool = False,
         with_offsets: bool = False,
         regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
-    ) -> AsyncIterator[LogEvent]:
+        problems: list[str] | None = None,
+    ) -> AsyncGenerator[LogEvent, None]:
         """Events of every line in `files` that contains one of `patterns` (fixed strings).
 
         `with_offsets` records each line's byte offset (plain files); `regions` limits plain
-        files to byte ranges (see `commands.grep_command`).
+        files to byte ranges (see `commands.grep_command`). A file that could not be read is
+        described in `problems` while the others are still searched.
         """
         readable = [f for f in files if f.readable]
         if not readable or not patterns:
@@ -130,6 +136,10 @@ class LogSource:
                 regions=regions,
             )
             async for line in self.runner.stream(command):
+                if line.startswith(commands.PROBLEM_PREFIX):
+                    if problems is not None:
+                        problems.append(commands.describe_problem(line))
+                    continue
                 split = commands.split_grep_line(line, ordered, with_offsets=with_offsets)
                 if split is None:
                     continue

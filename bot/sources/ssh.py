@@ -45,7 +45,7 @@ from bot.errors import (
     SourceError,
 )
 from bot.settings import Limits, ServerConfig, Settings
-from bot.sources.runner import check_exit, first_line
+from bot.sources.runner import MAX_LINE, check_exit, first_line
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ KEEPALIVE_INTERVAL = 30.0  # seconds between keepalives on an idle connection
 KEEPALIVE_COUNT_MAX = 3  # unanswered keepalives before the connection counts as lost
 CLIENT_GRACE = 15.0  # past command_timeout (the remote `timeout -k 5` included) before giving up
 READ_CHUNK = 64 * 1024
-MAX_LINE = 1024 * 1024  # longer lines are cut: a runaway line must not eat the bot's memory
 STDERR_KEEP = 16 * 1024
 MAX_JUMPS = 8
 

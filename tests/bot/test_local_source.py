@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import CommandFailed, CommandTimeout, ConfigError, NoLogFiles
+from bot.errors import CommandTimeout, ConfigError, NoLogFiles
 from bot.settings import Limits, ServerConfig
 from bot.sources import commands
 from bot.sources.runner import LocalRunner
@@ -107,14 +107,19 @@ async def test_no_match_is_not_an_error(logdir: Path) -> None:
     assert [e async for e in source.grep(files, ["nothing-like-this"])] == []
 
 
-async def test_corrupt_gzip_is_a_command_error(logdir: Path) -> None:
-    """A corrupt compressed file is reported as a failed command with the tool's words."""
+async def test_one_bad_file_is_a_problem_not_a_failure(logdir: Path) -> None:
+    """A corrupt .gz and a file rotated away after listing are reported; the rest is searched."""
     (logdir / "mail.log.9.gz").write_bytes(b"this is not gzip")
     source = _source(logdir)
-    files = [f for f in await source.list_files() if f.path.endswith(".9.gz")]
-    with pytest.raises(CommandFailed) as info:
-        _ = [e async for e in source.grep(files, ["x"])]
-    assert "not in gzip format" in str(info.value)
+    files = await source.list_files()
+    (logdir / "mail.log.1").unlink()  # rotated away between listing and grep
+    problems: list[str] = []
+    events = [e async for e in source.grep(files, ["AAAA1", "CCCC3", "BBBB2"], problems=problems)]
+    assert sorted(e.queue_id or "" for e in events) == ["AAAA1", "CCCC3"]
+    assert sorted(problems) == [
+        f"{logdir}/mail.log.1: cannot be read (permission denied, or rotated away since it was listed)",
+        f"{logdir}/mail.log.9.gz: could not be decompressed (corrupt, or still being written)",
+    ]
 
 
 async def test_no_log_files(tmp_path: Path) -> None:

@@ -192,3 +192,70 @@ async def test_message_cap_is_a_note(tmp_path: Path) -> None:
     result = await _run(settings, "bulk@example.net 2024-05-13")
     assert len(result.messages) == 2
     assert any("Showing the first 2 of 5 messages" in note for note in result.notes)
+
+
+async def test_bad_file_is_a_note_and_the_rest_is_answered(tmp_path: Path) -> None:
+    """A corrupt rotated file costs only its own lines: the answer stands, with a note."""
+    good = _write(
+        tmp_path / "mail.log", _message("CAFE01", "10:00:00", "s@example.net", "r@example.org")
+    )
+    (tmp_path / "mail.log.2.gz").write_bytes(b"not gzip at all")
+    settings = _settings(ServerConfig(name="mx", local=True, logs=(f"{tmp_path}/mail.log*",)))
+    result = await _run(settings, "s@example.net")
+    assert [m.queue_id for m in result.messages] == ["CAFE01"]
+    assert result.failures == ()
+    assert result.notes == (
+        f"mx: {tmp_path}/mail.log.2.gz: could not be decompressed (corrupt, or still being written); "
+        "its lines are missing from this answer.",
+    )
+    assert good.exists()
+
+
+async def test_reused_queue_id_keeps_only_the_life_that_was_asked_about(tmp_path: Path) -> None:
+    """Postfix reuses a short queue ID: only the life that names the target is answered."""
+    text = _message("BEEF01", "09:00:00", "old@example.net", "a@example.org") + _message(
+        "BEEF01", "10:00:00", "new@example.net", "b@example.org"
+    )
+    log = _write(tmp_path / "mail.log", text)
+    settings = _settings(ServerConfig(name="mx", local=True, logs=(str(log),)))
+    result = await _run(settings, "new@example.net 2024-05-13")
+    (message,) = result.messages
+    assert message.sender == "new@example.net"
+    assert [r.address for r in message.recipients] == ["b@example.org"]
+
+
+async def test_open_message_is_followed_into_later_files_only(tmp_path: Path) -> None:
+    """A message deferred in yesterday's file is followed into today's, and not into older ones."""
+    older = _write(tmp_path / "mail.log.2", _noise(3))
+    os.utime(older, (datetime(2024, 5, 11, 23, tzinfo=UTC).timestamp(),) * 2)
+    deferred = (
+        _line("10:00:00", "smtpd", "D1FE01: client=c.example[192.0.2.9]").replace(
+            "May 13", "May 12"
+        )
+        + _line(
+            "10:00:00", "qmgr", "D1FE01: from=<late@example.net>, size=10, nrcpt=1 (queue active)"
+        ).replace("May 13", "May 12")
+        + _line(
+            "10:00:01",
+            "smtp",
+            "D1FE01: to=<r@example.org>, relay=none, delay=1, delays=0/0/1/0, dsn=4.4.1, status=deferred (connect to mx.example.org[198.51.100.7]:25: Connection refused)",
+        ).replace("May 13", "May 12")
+    )
+    yesterday = _write(tmp_path / "mail.log.1", deferred)
+    os.utime(yesterday, (datetime(2024, 5, 12, 23, tzinfo=UTC).timestamp(),) * 2)
+    _write(
+        tmp_path / "mail.log",
+        _line(
+            "09:00:00",
+            "smtp",
+            "D1FE01: to=<r@example.org>, relay=mx.example.org[198.51.100.7]:25, delay=80000, delays=80000/0/0/0, dsn=2.0.0, status=sent (250 ok)",
+        )
+        + _line("09:00:00", "qmgr", "D1FE01: removed"),
+    )
+    settings = _settings(ServerConfig(name="mx", local=True, logs=(f"{tmp_path}/mail.log*",)))
+    result = await _run(settings, "late@example.net 2024-05-12")
+    (message,) = result.messages
+    assert message.status is Status.SENT
+    assert message.recipients[0].attempts == 2
+    searched = {Path(f.path).name for f in result.searched[0].files if f.searched}
+    assert searched == {"mail.log.1", "mail.log"}
