@@ -43,7 +43,8 @@ class ServerConfig(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     local: bool = False  # read files on this machine (the demo, or a bot on the mail server)
-    source: Literal["files", "journald"] = "files"
+    source: Literal["files", "journald"] = "files"  # journald: read with journalctl
+    journal_directory: str | None = None  # journalctl -D DIR; default: the system journal
     logs: tuple[str, ...] = DEFAULT_LOGS
     timezone: str = "UTC"
     year: int | None = Field(None, ge=1970, le=2200)  # override for yearless log formats
@@ -67,16 +68,6 @@ class ServerConfig(BaseModel):
                 split_glob(glob)
             except ConfigError as exc:  # pydantic reports ValueErrors with the field's path
                 raise ValueError(str(exc)) from exc
-        return value
-
-    @field_validator("source")
-    @classmethod
-    def _source_supported(cls, value: str) -> str:
-        if value == "journald":
-            raise ValueError(
-                "journald sources are not supported yet; point `logs` at the files rsyslog or "
-                "Postfix's maillog_file writes"
-            )
         return value
 
     @field_validator("timezone")

@@ -20,6 +20,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from bot.errors import ConfigError
 
@@ -107,6 +108,7 @@ def grep_command(
     ignore_case: bool = False,
     with_offsets: bool = False,
     regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+    journal_directory: str | None = None,
 ) -> str:
     """Fixed-string grep of `patterns` over `paths`, every matching line as 'PATH:LINE'.
 
@@ -125,8 +127,9 @@ def grep_command(
     flags = ("-i " if ignore_case else "") + ("-b " if with_offsets else "")
     expr = flags + " ".join(f"-e {shlex.quote(p)}" for p in patterns)
     regions = regions or {}
-    plain = [p for p in paths if _suffix(p) is None and p not in regions]
+    plain = [p for p in paths if is_plain(p) and p not in regions]
     streams = [(p, _reader(p)) for p in paths if _suffix(p) is not None]
+    streams += [(p, _journal_reader(p, journal_directory)) for p in paths if is_journal(p)]
     for path in paths:
         for start, length in regions.get(path, ()):
             streams.append((path, _region_reader(path, start, length)))
@@ -150,8 +153,9 @@ def grep_command(
         )
     for path, reader in streams:
         quoted = shlex.quote(path)
+        readable = "true" if is_journal(path) else f"[ -r {quoted} ]"
         steps.append(
-            f"if [ -r {quoted} ]; then "
+            f"if {readable}; then "
             f"r=$( {{ {{ {reader}; echo d$? >&3; }} | "
             f"grep -F -a -H --label={quoted} {expr} >&4; echo g$? >&3; }} 3>&1 ); "
             'case "$r" in *g0*) rc=0;; esac; '
@@ -175,6 +179,8 @@ def describe_problem(line: str) -> str:
         return f"{path}: cannot be read (permission denied, or rotated away since it was listed)"
     if path == "*":
         return "grep reported a read error in the plain log files"
+    if is_journal(path):
+        return f"{path}: journalctl failed (is the user in the adm or systemd-journal group?)"
     if "d127" in statuses:
         return f"{path}: its decompressor is not installed there"
     if any(f"d{n}" in statuses for n in range(1, 10)):
@@ -204,8 +210,8 @@ def split_grep_line(
 
 
 def is_plain(path: str) -> bool:
-    """Not compressed: byte offsets in grep's output are offsets in the file."""
-    return _suffix(path) is None
+    """A plain file: byte offsets in grep's output are offsets in the file."""
+    return _suffix(path) is None and not is_journal(path)
 
 
 def _suffix(path: str) -> str | None:
@@ -227,6 +233,43 @@ def _region_reader(path: str, start: int, length: int) -> str:
             "bs=1M",
             "status=none",
         ]
+    )
+
+
+JOURNAL_PREFIX = "journald:"  # pseudo path of one UTC day of the journal: "journald:2024-05-13"
+
+
+def journal_day_path(day: str) -> str:
+    return JOURNAL_PREFIX + day
+
+
+def is_journal(path: str) -> bool:
+    return path.startswith(JOURNAL_PREFIX)
+
+
+def journal_ends_command(directory: str | None, timeout_s: float = 30) -> str:
+    """The journal's first and last entries (short-iso), to learn which days it covers."""
+    base = _journalctl(directory)
+    return wrap(f"{base} | head -n 1; {base} -n 1", timeout_s)
+
+
+def _journalctl(directory: str | None, since: str | None = None, until: str | None = None) -> str:
+    argv = ["journalctl", "-q", "--no-pager", "-o", "short-iso"]
+    if directory:
+        argv += ["-D", directory]
+    if since:
+        argv += ["--since", since]
+    if until:
+        argv += ["--until", until]
+    return shlex.join(argv)
+
+
+def _journal_reader(path: str, directory: str | None) -> str:
+    """One UTC day of the journal, as syslog-like lines with RFC 3339 times."""
+    day = date.fromisoformat(path.removeprefix(JOURNAL_PREFIX))
+    nxt = day + timedelta(days=1)
+    return _journalctl(
+        directory, f"{day.isoformat()} 00:00:00 UTC", f"{nxt.isoformat()} 00:00:00 UTC"
     )
 
 

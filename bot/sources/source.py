@@ -11,7 +11,7 @@ events with the file's own year guess and the server's zone.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 from pydantic import BaseModel, ConfigDict
 
@@ -55,6 +55,8 @@ class LogSource:
 
     async def list_files(self) -> list[LogFile]:
         """The log files, oldest first, each with the span of time it covers."""
+        if self.server.source == "journald":
+            return await self._journal_days()
         raw: list[tuple[str, int, float, bool]] = []
         command = commands.list_command(self.server.logs, self.limits.command_timeout)
         async for line in self.runner.stream(command):
@@ -84,6 +86,37 @@ class LogSource:
             for path, size, mtime, readable in raw
         ]
         return sorted(files, key=lambda f: (f.first_seen or f.mtime, f.mtime))
+
+    async def _journal_days(self) -> list[LogFile]:
+        """The journal as one pseudo file per UTC day from its first to its last entry, so the
+        plan can pick days like it picks rotated files (journalctl --since/--until reads them)."""
+        directory = self.server.journal_directory
+        ends = []
+        async for line in self.runner.stream(
+            commands.journal_ends_command(directory, self.limits.command_timeout)
+        ):
+            envelope = parse_envelope(line, zone=self.server.zone)
+            if envelope is not None and envelope.timestamp is not None:
+                ends.append(envelope.timestamp.astimezone(UTC))
+        if not ends:
+            where = directory or "the system journal"
+            raise NoLogFiles(self.name, f"no entries in {where} (or no permission to read it)")
+        first, last = min(ends), max(ends)
+        days = []
+        day = first.date()
+        while day <= last.date():
+            start = datetime.combine(day, time(0), tzinfo=UTC)
+            end = start + timedelta(days=1)
+            days.append(
+                LogFile(
+                    path=commands.journal_day_path(day.isoformat()),
+                    size=0,
+                    mtime=min(end, last),
+                    first_seen=max(start, first),
+                )
+            )
+            day += timedelta(days=1)
+        return days
 
     async def _read_heads(self, paths: list[str], stats: dict[str, tuple[int, float]]) -> None:
         """Date each file by its first line; cached only once the whole read succeeded (a file
@@ -134,6 +167,7 @@ class LogSource:
                 ignore_case=ignore_case,
                 with_offsets=with_offsets,
                 regions=regions,
+                journal_directory=self.server.journal_directory,
             )
             async for line in self.runner.stream(command):
                 if line.startswith(commands.PROBLEM_PREFIX):
