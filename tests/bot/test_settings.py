@@ -26,8 +26,8 @@ def test_relative_local_paths_follow_the_file(tmp_path: Path) -> None:
     ("text", "words"),
     [
         (
-            "servers:\n  - {name: mx, host: mx.example, source: journald}\n",
-            "journald sources are not supported yet",
+            "servers:\n  - {name: mx, host: mx.example, source: syslog}\n",
+            "source: Input should be 'files' or 'journald'",
         ),
         ("servers:\n  - {name: mx}\n", "set `host` (SSH) or `local: true`"),
         (
