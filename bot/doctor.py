@@ -3,14 +3,16 @@
 Strategy: check all servers at once, each the way a search would reach it (SSH through the pool,
 with its host key verified, or the local shell), and list its log files with the same
 `LogSource.list_files` a search uses. Every failure becomes one row with one sentence, never an
-exception, so a single broken server cannot hide the state of the others. The span a server's
-logs cover (oldest first line to newest modification time) tells how far back a search can look.
+exception (an unexpected one included), so a single broken server cannot hide the state of the
+others. The span a server's logs cover (oldest first line to newest modification time) tells how
+far back a search can look; under its row, each file shows the span it covers itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 
@@ -22,8 +24,11 @@ from bot.sources.factory import runner_for
 from bot.sources.source import LogFile, LogSource
 from bot.sources.ssh import SSHPool
 
+logger = logging.getLogger("mailtrace.doctor")
+
 PoolFactory = Callable[[Settings], SSHPool]
 MAX_NAMED = 3  # unreadable files named in a row; the rest are counted
+FILE_INDENT = "    "
 
 
 class DoctorRow(BaseModel):
@@ -35,10 +40,25 @@ class DoctorRow(BaseModel):
     ok: bool
     reason: str  # one sentence: what works, or what failed and why
     route: str  # "local", "ssh HOST:PORT", "ssh HOST:PORT via BASTION"
-    files: int = 0  # log files found (readable or not)
-    unreadable: int = 0
-    first: datetime | None = None  # oldest line any readable file holds
-    last: datetime | None = None  # newest modification time of a readable file
+    logs: tuple[LogFile, ...] = ()  # every log file found (readable or not), oldest first
+
+    @property
+    def files(self) -> int:
+        return len(self.logs)
+
+    @property
+    def unreadable(self) -> int:
+        return sum(not f.readable for f in self.logs)
+
+    @property
+    def first(self) -> datetime | None:
+        """The oldest line any readable file holds (its mtime when the line is undated)."""
+        return min((f.first_seen or f.mtime for f in self.logs if f.readable), default=None)
+
+    @property
+    def last(self) -> datetime | None:
+        """The newest modification time of a readable file."""
+        return max((f.mtime for f in self.logs if f.readable), default=None)
 
     def span(self, zone: tzinfo = UTC) -> str:
         if self.first is None or self.last is None:
@@ -50,23 +70,24 @@ async def check_servers(settings: Settings, pool_factory: PoolFactory = SSHPool)
     """One row per configured server, in configuration order, all checked concurrently."""
     pool = pool_factory(settings) if any(not s.local for s in settings.servers) else None
     try:
-        rows = await asyncio.gather(*(check_server(settings, s, pool) for s in settings.servers))
+        results = await asyncio.gather(
+            *(check_server(settings, s, pool) for s in settings.servers), return_exceptions=True
+        )
     finally:
         if pool is not None:
-            await pool.close()
-    return list(rows)
+            try:
+                await pool.close()
+            except Exception as exc:  # the rows are what was asked for; keep them
+                logger.warning("ssh_pool_close_failed error=%r", exc)
+    return [
+        row if isinstance(row, DoctorRow) else _unexpected(server, row)
+        for server, row in zip(settings.servers, results, strict=True)
+    ]
 
 
 async def check_server(settings: Settings, server: ServerConfig, pool: SSHPool | None) -> DoctorRow:
     """Reach one server, list its log files and say what a search there can and cannot see."""
     route = _route(server)
-    if server.source == "journald":
-        return DoctorRow(
-            server=server.name,
-            ok=False,
-            route=route,
-            reason="journald sources are not supported yet; point `logs` at the log files",
-        )
     limits = settings.limits_for(server)
     budget = limits.connect_timeout + 2 * limits.command_timeout  # connect, list, first lines
     try:
@@ -91,7 +112,8 @@ async def check_server(settings: Settings, server: ServerConfig, pool: SSHPool |
 
 
 def render_doctor(rows: Sequence[DoctorRow], zone: tzinfo = UTC) -> str:
-    """A plain-text table, one line per server, and a closing count."""
+    """A plain-text table, one line per server followed by one indented line per log file
+    (the span it covers, or UNREADABLE), and a closing count."""
     header = ("SERVER", "STATUS", "FILES", f"LOGS COVER ({_zone_name(zone)})", "ROUTE", "DETAIL")
     table = [header]
     for row in rows:
@@ -101,16 +123,37 @@ def render_doctor(rows: Sequence[DoctorRow], zone: tzinfo = UTC) -> str:
         status = "ok" if row.ok else "FAILED"
         table.append((row.server, status, files, row.span(zone), row.route, row.reason))
     widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False))
-        + "  "
-        + line[-1]
-        for line in table
-    ]
+    lines = []
+    for line, server in zip(table, (None, *rows), strict=True):
+        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=False))
+        lines.append("  ".join(cells) + "  " + line[-1])
+        if server is not None:
+            lines += _file_lines(server.logs, zone)
     good = sum(row.ok for row in rows)
     lines.append("")
     lines.append(f"{good} of {len(rows)} servers ok" if rows else "no servers configured")
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _file_lines(files: Sequence[LogFile], zone: tzinfo) -> list[str]:
+    """One indented line per file: its path and the span it covers (first line to mtime)."""
+    width = max((len(f.path) for f in files), default=0)
+    lines = []
+    for f in files:
+        first = _when(f.first_seen, zone) if f.first_seen is not None else "?"
+        state = "" if f.readable else "  UNREADABLE"
+        lines.append(f"{FILE_INDENT}{f.path.ljust(width)}  {first} – {_when(f.mtime, zone)}{state}")
+    return lines
+
+
+def _unexpected(server: ServerConfig, exc: BaseException) -> DoctorRow:
+    """The row for a check that failed in a way nobody planned for (a bug, most likely)."""
+    return DoctorRow(
+        server=server.name,
+        ok=False,
+        route=_route(server),
+        reason=f"unexpected error: {type(exc).__name__}: {exc}",
+    )
 
 
 def _row_for_files(server: ServerConfig, route: str, files: list[LogFile]) -> DoctorRow:
@@ -133,10 +176,7 @@ def _row_for_files(server: ServerConfig, route: str, files: list[LogFile]) -> Do
         ok=not unreadable,
         reason=reason,
         route=route,
-        files=len(files),
-        unreadable=len(unreadable),
-        first=min((f.first_seen or f.mtime for f in readable), default=None),
-        last=max((f.mtime for f in readable), default=None),
+        logs=tuple(files),
     )
 
 

@@ -24,12 +24,13 @@ from bot.settings import ServerConfig, Settings, SlackConfig
 from bot.slack.app import build_app, build_client
 from bot.slack.audit import AuditEntry, AuditLog, Outcome
 from bot.slack.running import RunningSearches
-from bot.slack.serve import Health, build_web_app, start_web
+from bot.slack.serve import CANCEL_WAIT_S, Health, build_web_app, start_web
 from bot.sources.factory import build_sources
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from bot.sources.ssh import SSHPool
 from tests.fakeslack import (
+    Call,
     FakeSlack,
     sign_slack_request,
     signed_slash_command_request,
@@ -83,6 +84,23 @@ class GatedRunner(LocalRunner):
         await self.gate.wait()
         async for line in super().stream(command):
             yield line
+
+
+class StubbornRunner(LocalRunner):
+    """A server that never answers and, once cancelled, takes until `released` to stop (like
+    an SSH connection that is slow to close)."""
+
+    def __init__(self, name: str, released: asyncio.Event) -> None:
+        super().__init__(name)
+        self.released = released
+
+    async def stream(self, command: str) -> AsyncIterator[str]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await self.released.wait()
+            raise
+        yield ""  # pragma: no cover - makes this an async generator
 
 
 class BrokenRunner(LocalRunner):
@@ -200,6 +218,42 @@ def buttons(message: dict[str, Any]) -> list[str]:
     ]
 
 
+def posted_texts(fake: FakeSlack) -> list[str]:
+    """The plain `text` of every message the bot posted, updated or sent to a response URL."""
+    calls = [c for c in fake.calls if c.method in ("chat.postMessage", "chat.update")]
+    texts = [str(c.params.get("text", "")) for c in calls]
+    texts += [str(c.json_body["text"]) for c in fake.calls if c.method.startswith("respond:")]
+    return texts
+
+
+def hang_until(released: asyncio.Event, seen: asyncio.Event | None = None) -> Any:
+    """A fake Slack handler that answers only once `released` is set: the bot's client, with a
+    short time limit, gives up first with a TimeoutError."""
+
+    async def handler(call: Call) -> dict[str, Any]:
+        if seen is not None:
+            seen.set()
+        await released.wait()
+        return {"ok": True, "channel": call.params.get("channel"), "ts": "1700000000.000100"}
+
+    return handler
+
+
+def bounce_log(path: Path) -> Path:
+    """A bounce (sender <>) delivered to sender@example.org, as Postfix logs it."""
+    path.write_text(
+        "May 13 10:00:11 mail postfix/cleanup[2214]: 5C6D7E8F9A: "
+        "message-id=<20240513100011.5C6D7E8F9A@mail.example.net>\n"
+        "May 13 10:00:11 mail postfix/qmgr[1090]: 5C6D7E8F9A: from=<>, size=3456, nrcpt=1 "
+        "(queue active)\n"
+        "May 13 10:00:12 mail postfix/smtp[2216]: 5C6D7E8F9A: to=<sender@example.org>, "
+        "relay=mx.example.org[203.0.113.5]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, "
+        "status=sent (250 2.0.0 Ok: queued as 4XYZ)\n"
+        "May 13 10:00:12 mail postfix/qmgr[1090]: 5C6D7E8F9A: removed\n"
+    )
+    return path
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeSlack]:
     async with FakeSlack(valid_tokens=[BOT_TOKEN, APP_TOKEN]) as fake_slack:
@@ -217,15 +271,20 @@ async def make_bot(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[BotFactory]
     async def make(
         settings: Settings | None = None,
         sources: Callable[[], Sequence[LogSource]] | None = None,
+        *,
+        slack_timeout_s: float | None = None,
         **options: Any,
     ) -> Bot:
         settings = settings or log_settings(HOWTO_LOG)
         audit = RecordingAudit(tmp_path / f"audit-{len(bots)}.jsonl")
         running = RunningSearches(settings.slack.max_concurrent if settings.slack else 4)
+        client = build_client(BOT_TOKEN, fake.api_url)
+        if slack_timeout_s is not None:
+            client.timeout = slack_timeout_s  # the client's own per-request time limit
         app = build_app(
             settings,
             sources or (lambda: build_sources(settings)),
-            client=build_client(BOT_TOKEN, fake.api_url),
+            client=client,
             signing_secret=SIGNING_SECRET,
             clock=lambda: NOW,
             running=running,
@@ -487,6 +546,125 @@ async def test_exception_inside_the_search_becomes_a_thread_message(
     assert "reference" in text_of(reply)
 
 
+async def test_failed_progress_update_never_stops_the_search(make_bot: BotFactory) -> None:
+    """chat.update failing at the network level (a timeout) is only logged: the search goes on,
+    the summary lands in the thread instead, and the asker is told what could not be posted."""
+    gate, seen, released = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    settings = log_settings(HOWTO_LOG)
+
+    def sources() -> list[LogSource]:
+        server = settings.servers[0]
+        return [LogSource(server, GatedRunner(server.name, gate), settings.limits)]
+
+    bot = await make_bot(settings, sources, progress_every_s=0.05, slack_timeout_s=0.3)
+    bot.fake.on("chat.update", hang_until(released, seen))
+    try:
+        await bot.command("sender2@example.net 2024-05-13")
+        async with asyncio.timeout(5):
+            await seen.wait()
+        await asyncio.sleep(0.5)  # the first update has failed; later ones fail too
+        gate.set()
+        [entry] = await bot.audit.wait(1)
+    finally:
+        released.set()
+    assert entry.outcome is Outcome.ANSWERED
+    assert entry.counts["messages"] == 1
+    _, replies = bot.thread()
+    summary, detail = replies
+    assert "✅ sent — sender2@example.net → recipient2@example.org" in text_of(summary)
+    assert "✅ recipient2@example.org: sent" in text_of(detail)
+    [post] = bot.fake.calls_to("respond:r1")
+    assert "could not be posted (summary: TimeoutError)" in text_of(post.json_body)
+
+
+async def test_error_notice_reaches_the_asker_when_the_thread_cannot_be_reached(
+    make_bot: BotFactory,
+) -> None:
+    """A failed search whose notice cannot be posted in the thread (network timeout) tells the
+    asker through response_url instead, and is audited as failed."""
+    settings = log_settings(HOWTO_LOG)
+    released = asyncio.Event()
+
+    def sources() -> list[LogSource]:
+        server = settings.servers[0]
+        return [LogSource(server, BrokenRunner(server.name), settings.limits)]
+
+    hang = hang_until(released)
+
+    async def post(call: Call) -> dict[str, Any]:
+        if call.params.get("thread_ts"):
+            return await hang(call)  # type: ignore[no-any-return]
+        return {"ok": True, "channel": call.params["channel"], "ts": "1700000000.000100"}
+
+    bot = await make_bot(settings, sources, slack_timeout_s=0.3)
+    bot.fake.on("chat.postMessage", post)
+    try:
+        await bot.command("sender2@example.net 2024-05-13")
+        [entry] = await bot.audit.wait(1)
+        [notice] = await bot.fake.wait_for_call("respond:r1")
+    finally:
+        released.set()
+    assert entry.outcome is Outcome.FAILED
+    assert "RuntimeError" in entry.reason
+    assert notice.json_body["response_type"] == "ephemeral"
+    assert "Something went wrong while searching" in text_of(notice.json_body)
+
+
+@pytest.mark.parametrize(
+    ("query", "log", "escaped"),
+    [
+        ("&lt;!channel&gt; 2024-05-13", None, "message-id &lt;!channel&gt;"),
+        ("sender@example.org 2024-05-13", "bounce", "&lt;&gt; (a bounce)"),
+    ],
+    ids=["channel-mention-as-message-id", "null-sender"],
+)
+async def test_plain_text_fallback_is_escaped_in_every_posted_message(
+    make_bot: BotFactory, tmp_path: Path, query: str, log: str | None, escaped: str
+) -> None:
+    """The `text` of every message (progress, summary, replies) escapes <, > and &: a typed
+    <!channel> never pings a channel and a bounce's <> sender shows as written."""
+    path = bounce_log(tmp_path / "maillog") if log else HOWTO_LOG
+    bot = await make_bot(log_settings(path), progress_every_s=0.0)
+    await bot.command(query)
+    await bot.audit.wait(1)
+    texts = posted_texts(bot.fake)
+    assert len(texts) >= 3  # the progress note, its update to the summary, a reply
+    for text in texts:
+        assert "<" not in text
+        assert ">" not in text
+    parent, _ = bot.thread()
+    assert escaped in parent["text"]
+
+
+async def test_a_search_slow_to_stop_still_says_so_within_the_cancel_wait(
+    make_bot: BotFactory,
+) -> None:
+    """At shutdown, a cancelled search whose server is slow to let go still gets its "had to
+    restart" reply posted before the cancel wait ends."""
+    released = asyncio.Event()
+    settings = log_settings(HOWTO_LOG)
+
+    def sources() -> list[LogSource]:
+        server = settings.servers[0]
+        return [LogSource(server, StubbornRunner(server.name, released), settings.limits)]
+
+    bot = await make_bot(settings, sources)
+    try:
+        await bot.command("sender2@example.net 2024-05-13")
+        await bot.fake.wait_for_call("chat.postMessage")
+        started = time.monotonic()
+        finished, cancelled = await bot.running.drain(0.2, CANCEL_WAIT_S)
+        elapsed = time.monotonic() - started
+        _, replies = bot.thread()
+    finally:
+        released.set()
+    assert (finished, cancelled) == (0, 1)
+    assert elapsed < 0.2 + CANCEL_WAIT_S
+    assert "had to restart" in text_of(replies[-1])
+    [entry] = await bot.audit.wait(1)
+    assert entry.outcome is Outcome.CANCELLED
+
+
 # ---------------------------------------------------------------------- show log lines
 
 
@@ -542,6 +720,37 @@ async def test_show_log_lines_after_a_restart_says_the_lines_are_gone(
     assert post.json_body["response_type"] == "ephemeral"
     assert "no longer have those log lines" in post.json_body["text"]
     assert not bot.fake.calls_to("files.getUploadURLExternal")
+
+
+async def test_show_log_lines_falls_back_when_the_upload_cannot_connect(
+    make_bot: BotFactory,
+) -> None:
+    """An upload URL that refuses the connection (an aiohttp error) makes the button answer with
+    the lines as ephemeral code blocks; the click is audited."""
+    bot = await make_bot()
+    await bot.command("sender2@example.net 2024-05-13")
+    await bot.audit.wait(1)
+    _, replies = bot.thread()
+    [value] = buttons(replies[0])
+    closed = free_port()
+    bot.fake.on(
+        "files.getUploadURLExternal",
+        lambda call: {
+            "ok": True,
+            "upload_url": f"http://127.0.0.1:{closed}/upload/v1/F1",
+            "file_id": "F1",
+        },
+    )
+    assert await bot.click(value, name="lines") == 200
+    entries = await bot.audit.wait(2, timeout=10)
+    assert entries[1].outcome is Outcome.LINES_SHOWN
+    assert entries[1].delivery == "respond"
+    [post] = await bot.fake.wait_for_call("respond:lines")
+    assert post.json_body["response_type"] == "ephemeral"
+    text = text_of(post.json_body)
+    assert text.startswith("```")
+    assert "to=&lt;recipient2@example.org&gt;" in text
+    assert not bot.fake.calls_to("files.completeUploadExternal")
 
 
 # ---------------------------------------------------------------------- access and limits

@@ -11,13 +11,16 @@ from zoneinfo import ZoneInfo
 from bot.query import parse_query
 from bot.render.slack import (
     MAX_BLOCKS,
+    MAX_FALLBACK_CHARS,
     MAX_RESPONSES,
     MAX_SECTION_CHARS,
     SlackMessage,
     SlackThread,
     escape,
+    fallback,
     pack_lines,
     render_for_respond,
+    render_notice,
     render_raw_lines,
     render_thread,
     split_escaped,
@@ -116,6 +119,30 @@ def test_pack_lines_keeps_every_line_in_order() -> None:
     chunks = pack_lines(lines, 3000)
     assert all(len(c) <= 3000 for c in chunks)
     assert "\n".join(chunks) == "\n".join(escape(line) for line in lines)
+
+
+def test_fallback_text_is_escaped_and_cut_between_entities() -> None:
+    """The plain `text` is escaped like the blocks; a long one is cut within the limit on the
+    raw text, so no `&lt;` is ever split and nothing but the tail is lost."""
+    assert fallback(["<!channel> & <@U1>"]) == "&lt;!channel&gt; &amp; &lt;@U1&gt;"
+    line = "<a@b>&" * 1000
+    text = fallback([line])
+    assert len(text) <= MAX_FALLBACK_CHARS
+    assert text.endswith("…")
+    assert line.startswith(html.unescape(text[:-1]))
+    assert not any(
+        text[:-1].endswith(e[:n]) for e in ("&lt;", "&gt;", "&amp;") for n in range(1, len(e))
+    )
+
+
+def test_merged_posts_keep_the_text_escaped_once() -> None:
+    """Messages merged into one response_url post keep every `<` escaped, exactly once."""
+    thread = SlackThread(
+        parent=render_notice("from=<a@example.net> & co"),
+        replies=(render_notice("to=<b@example.org>"),),
+    )
+    [post] = render_for_respond(thread, hint=None)
+    assert post.text == "from=&lt;a@example.net&gt; &amp; co\nto=&lt;b@example.org&gt;"
 
 
 async def test_postfix_addresses_are_escaped_in_every_block(tmp_path: Path) -> None:

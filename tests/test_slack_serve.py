@@ -19,11 +19,22 @@ import aiohttp
 import pytest
 
 from bot.errors import ConfigError
+from bot.slack.app import CANCEL_NOTICE_S, SEARCH_STOP_WAIT_S
 from bot.slack.health import is_healthy
 from bot.slack.logs import KeyValueFormatter, redact
 from bot.slack.running import RunningSearches
 from bot.slack.secrets import load_secrets
-from bot.slack.serve import SOCKET_STALE_S, Health, build_web_app, start_web
+from bot.slack.serve import (
+    CANCEL_WAIT_S,
+    CLOSE_WAIT_S,
+    POOL_CLOSE_S,
+    SHUTDOWN_BUDGET_S,
+    SHUTDOWN_GRACE_S,
+    SOCKET_STALE_S,
+    Health,
+    build_web_app,
+    start_web,
+)
 from tests.fakeslack import FakeSlack, signed_slash_command_request, slash_command_payload
 
 BOT_TOKEN = "xoxb-serve-test-bot-token"
@@ -55,6 +66,21 @@ def test_swapped_tokens_are_refused() -> None:
         load_secrets({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": BOT_TOKEN})
 
 
+@pytest.mark.parametrize("blank", ["", " ", "  \t\n"], ids=["empty", "space", "whitespace"])
+def test_blank_secrets_count_as_unset(blank: str) -> None:
+    """A variable holding only whitespace is unset: a blank signing secret is a clear startup
+    error, never HTTP mode with an empty secret."""
+    with pytest.raises(ConfigError, match=r"set SLACK_APP_TOKEN .* or SLACK_SIGNING_SECRET"):
+        load_secrets({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": blank})
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN is not set"):
+        load_secrets({"SLACK_BOT_TOKEN": blank, "SLACK_SIGNING_SECRET": SIGNING_SECRET})
+    secrets = load_secrets(
+        {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": blank, "SLACK_SIGNING_SECRET": "s"}
+    )
+    assert not secrets.socket_mode
+    assert secrets.signing_secret == "s"
+
+
 def test_secrets_come_from_files_and_never_show_in_repr(tmp_path: Path) -> None:
     """*_FILE variables are read (whitespace stripped); the values never appear in a repr."""
     token_file = tmp_path / "bot-token"
@@ -68,6 +94,14 @@ def test_secrets_come_from_files_and_never_show_in_repr(tmp_path: Path) -> None:
     assert SIGNING_SECRET not in repr(secrets)
     with pytest.raises(ConfigError, match="not both"):
         load_secrets({"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_BOT_TOKEN_FILE": str(token_file)})
+
+
+def test_shutdown_fits_in_docker_stops_ten_seconds() -> None:
+    """Grace, cancel wait and closing the connections add up to less than the 10 s `docker stop`
+    waits before SIGKILL, and a cancelled search says so within the cancel wait."""
+    assert SHUTDOWN_BUDGET_S == SHUTDOWN_GRACE_S + CANCEL_WAIT_S + 2 * CLOSE_WAIT_S + POOL_CLOSE_S
+    assert SHUTDOWN_BUDGET_S <= 9.0
+    assert SEARCH_STOP_WAIT_S + CANCEL_NOTICE_S <= CANCEL_WAIT_S
 
 
 # ---------------------------------------------------------------------- logs and health

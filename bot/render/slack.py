@@ -7,7 +7,8 @@ message, so a phone can scroll it). A line too long for one section is split, ne
 message too long for one reply is split into numbered parts; a summary too long for the parent
 goes on in the thread. Blocks are built with `slack_sdk.models.blocks`, whose validators check
 the limits again when the client serialises them. Every message has a plain `text` fallback
-(notifications, screen readers, clients without blocks).
+(notifications, screen readers, clients without blocks), escaped like the blocks: Slack reads it
+as mrkdwn too, so a typed `<!channel>` would otherwise notify a whole channel.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def unescape(text: str) -> str:
+    """Undo `escape` (and Slack's escaping of what was typed: `&lt;` for `<`)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def split_escaped(line: str, limit: int) -> list[str]:
     """Escape one line and split it into pieces of at most `limit` characters, never inside
     an entity such as `&lt;` (the split happens on the raw text)."""
@@ -102,9 +108,15 @@ def pack_lines(lines: Iterable[str], limit: int = MAX_SECTION_CHARS) -> list[str
 
 
 def fallback(lines: Iterable[str], limit: int = MAX_FALLBACK_CHARS) -> str:
-    """Plain text for notifications: the first lines that fit (the blocks hold the rest)."""
+    """The `text` of a message, escaped: the first lines that fit (the blocks hold the rest).
+
+    The cut is made on the raw text, so that no entity such as `&lt;` is ever split.
+    """
     text = "\n".join(lines)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    return split_escaped(text[:limit], limit - 1)[0] + "…"  # escaping never shortens
 
 
 def sections(lines: Iterable[str], *, title: str | None = None) -> list[Block]:
@@ -215,41 +227,26 @@ def render_thread(view: AnswerView, lines_key: str | None = None) -> SlackThread
 def render_for_respond(thread: SlackThread, hint: str | None = INVITE_HINT) -> list[SlackMessage]:
     """The same answer for a response_url (no thread): the hint first, then the parent and the
     replies merged into at most five posts; a last post says what did not fit, if anything."""
-    posts: list[list[Block]] = [list(sections([hint]))] if hint else [[]]
-    texts: list[list[str]] = [[hint]] if hint else [[]]
-    for message in (thread.parent, *thread.replies):
-        size = sum(_chars(b) for b in (*posts[-1], *message.blocks))
-        if posts[-1] and (
-            len(posts[-1]) + len(message.blocks) > MAX_BLOCKS or size > MAX_MESSAGE_CHARS
-        ):
-            posts.append([])
-            texts.append([])
-        posts[-1].extend(message.blocks)
-        texts[-1].append(message.text)
-    messages = [
-        SlackMessage(text=fallback(text), blocks=tuple(blocks))
-        for text, blocks in zip(texts, posts, strict=True)
-    ]
+    messages = [thread.parent, *thread.replies]
+    if hint:
+        messages.insert(0, render_notice(hint))
     return _at_most_five(
-        messages,
+        _merge(messages),
         "Invite me to get the whole answer in a thread, or narrow the query.",
     )
 
 
 def render_raw_lines(title: str, lines: Sequence[str]) -> list[SlackMessage]:
     """Raw log lines as code blocks, for when a file cannot be uploaded (at most five posts)."""
-    messages = []
-    for chunk in pack_lines(lines or ["(no lines)"], MAX_SECTION_CHARS - 6):
-        block = SectionBlock(text=MarkdownTextObject(text=f"```{chunk}```", verbatim=True))
-        messages.append(SlackMessage(text=fallback([f"Log lines of {title}"]), blocks=(block,)))
-    merged: list[SlackMessage] = []
-    for message in messages:  # several code blocks per post, within the budgets
-        if merged and _fits(merged[-1], message):
-            last = merged[-1]
-            merged[-1] = SlackMessage(text=last.text, blocks=(*last.blocks, *message.blocks))
-        else:
-            merged.append(message)
-    return _at_most_five(merged, "Invite me to the channel to get them as a file.")
+    text = fallback([f"Log lines of {title}"])
+    messages = [
+        SlackMessage(
+            text=text,
+            blocks=(SectionBlock(text=MarkdownTextObject(text=f"```{chunk}```", verbatim=True)),),
+        )
+        for chunk in pack_lines(lines or ["(no lines)"], MAX_SECTION_CHARS - 6)
+    ]
+    return _at_most_five(_merge(messages), "Invite me to the channel to get them as a file.")
 
 
 def render_notice(text: str) -> SlackMessage:
@@ -272,19 +269,11 @@ def _message_pages(message: MessageView, index: int, lines_key: str | None) -> l
 
 def _grouped(details: list[list[SlackMessage]], headline: str) -> list[SlackMessage]:
     """Many messages: several per reply (a message too long for one reply keeps its parts)."""
-    replies: list[SlackMessage] = []
-    blocks: list[Block] = []
-    texts: list[str] = []
-    for pages in details:
-        for page in pages:
-            size = sum(_chars(b) for b in blocks) + sum(_chars(b) for b in page.blocks)
-            if blocks and (len(blocks) + len(page.blocks) > MAX_BLOCKS or size > MAX_MESSAGE_CHARS):
-                replies.append(SlackMessage(text=fallback(texts), blocks=tuple(blocks)))
-                blocks, texts = [], []
-            blocks.extend(page.blocks)
-            texts.append(page.text.partition("\n")[0])
-    if blocks:
-        replies.append(SlackMessage(text=fallback(texts), blocks=tuple(blocks)))
+    replies = _merge(
+        SlackMessage(text=page.text.partition("\n")[0], blocks=page.blocks)
+        for pages in details
+        for page in pages
+    )
     note = (
         f"{len(details)} messages: their details are grouped several to a reply "
         f"({len(replies)} replies)."
@@ -293,9 +282,27 @@ def _grouped(details: list[list[SlackMessage]], headline: str) -> list[SlackMess
     return [head, *replies]
 
 
-def _fits(message: SlackMessage, more: SlackMessage) -> bool:
-    size = sum(_chars(b) for b in (*message.blocks, *more.blocks))
-    return len(message.blocks) + len(more.blocks) <= MAX_BLOCKS and size <= MAX_MESSAGE_CHARS
+def _merge(messages: Iterable[SlackMessage]) -> list[SlackMessage]:
+    """Consecutive messages joined into as few as the block and size budgets allow, in order;
+    their texts are joined too (a text repeated from the one before is kept once)."""
+    posts: list[tuple[list[Block], list[str]]] = []
+    for message in messages:
+        if not posts or not _fits(posts[-1][0], message.blocks):
+            posts.append(([], []))
+        blocks, texts = posts[-1]
+        blocks.extend(message.blocks)
+        if not texts or texts[-1] != message.text:
+            texts.append(message.text)
+    return [
+        SlackMessage(text=fallback(unescape(t) for t in texts), blocks=tuple(blocks))
+        for blocks, texts in posts
+    ]
+
+
+def _fits(blocks: Sequence[Block], more: Sequence[Block]) -> bool:
+    """Can `more` join `blocks` in one message (an empty message takes anything)?"""
+    size = sum(_chars(b) for b in (*blocks, *more))
+    return not blocks or (len(blocks) + len(more) <= MAX_BLOCKS and size <= MAX_MESSAGE_CHARS)
 
 
 def _at_most_five(messages: list[SlackMessage], advice: str) -> list[SlackMessage]:

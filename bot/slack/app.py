@@ -25,7 +25,6 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -38,16 +37,18 @@ from bot.query import USAGE, Query, parse_query
 from bot.render.slack import (
     SHOW_LINES_ACTION,
     escape,
+    render_notice,
     render_progress,
     render_raw_lines,
     render_thread,
+    unescape,
 )
 from bot.render.view import build_view
-from bot.search import SearchResult, run_search
+from bot.search import SearchResult, choose_servers, run_search
 from bot.settings import Settings, SlackConfig
 from bot.slack.access import AccessPolicy, Decision
 from bot.slack.audit import AuditEntry, AuditLog, Outcome
-from bot.slack.delivery import Delivery, slack_error
+from bot.slack.delivery import SLACK_CALL_FAILED, Delivery, respond_ephemeral, slack_error
 from bot.slack.directory import Directory
 from bot.slack.ratelimit import RateLimiter
 from bot.slack.rawlines import AnswerLines, RawLinesCache
@@ -65,6 +66,18 @@ PROGRESS_EVERY_S = 5.0
 EPHEMERAL = "ephemeral"  # acknowledgements are seen by the asker only
 SHUTTING_DOWN = "mailtrace is restarting right now. Please ask again in a minute."
 CANCELLED = "⏹️ mailtrace had to restart, so this search was stopped. Please ask again."
+# A cancelled search (shutdown) waits this long for the search to stop, then this long for its
+# thread to say so: together within serve.CANCEL_WAIT_S.
+SEARCH_STOP_WAIT_S = 0.5
+CANCEL_NOTICE_S = 1.5
+LINES_FAILED = (
+    "⚠️ Something went wrong while fetching those log lines (reference {ref}). Please try "
+    "again; if it keeps happening, tell the ops team."
+)
+LINES_GONE = (
+    "I no longer have those log lines: I keep them for recent answers only, and forget them "
+    "when I restart. Ask again with /mailtrace to get fresh ones."
+)
 
 # Every Web API method the bot calls, with the bot scope it needs (the manifest must grant them;
 # a test checks both the manifest and that no other method is called in bot/slack/).
@@ -158,11 +171,6 @@ def build_app(
     return app
 
 
-def slack_unescape(text: str) -> str:
-    """Undo Slack's escaping of what was typed (`&lt;` for `<`, as in a <message-id>)."""
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 def usage_message(error: str) -> str:
     """A usage error as mrkdwn: the complaint, then the usage with examples in a code block."""
     complaint, _, usage = error.partition("Usage:")
@@ -215,7 +223,7 @@ class MailtraceBot:
         started = self.monotonic()
         user = str(command.get("user_id") or "")
         channel = str(command.get("channel_id") or "")
-        text = slack_unescape(str(command.get("text") or "")).strip()
+        text = unescape(str(command.get("text") or "")).strip()  # a typed <message-id>
 
         def refuse(outcome: Outcome, reason: str) -> None:
             self._record(user, channel, text, outcome, started, allowed=False, reason=reason)
@@ -234,7 +242,8 @@ class MailtraceBot:
             self._record(user, channel, text, Outcome.HELP, started)
             return
         try:
-            self._check_servers(parse_query(text, now=self.clock(), zone=self.settings.zone))
+            query = parse_query(text, now=self.clock(), zone=self.settings.zone)
+            choose_servers(query, self.sources_factory())  # unknown servers: a usage error
         except UsageError as exc:
             await ack(usage_message(str(exc)), response_type=EPHEMERAL)
             reason = str(exc).partition("\n")[0]
@@ -271,7 +280,7 @@ class MailtraceBot:
             zone = await self.directory.zone_of(user)
             query = parse_query(text, now=self.clock(), zone=zone)
             sources = list(self.sources_factory())
-            names = list(query.servers) or [s.name for s in sources]
+            names = [s.name for s in choose_servers(query, sources)]
             note = "Waiting for a free search slot…" if self.running.busy else "Searching…"
             await delivery.start(render_progress(query.describe(), names, note))
             async with self.running.slot():
@@ -286,7 +295,7 @@ class MailtraceBot:
             if task is not None:
                 task.uncancel()  # long enough to say so in the thread
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(delivery.notice(CANCELLED), 2.0)
+                await asyncio.wait_for(delivery.notice(CANCELLED), CANCEL_NOTICE_S)
             raise
         except UsageError as exc:
             outcome, reason = Outcome.USAGE_ERROR, str(exc).partition("\n")[0]
@@ -338,7 +347,7 @@ class MailtraceBot:
         finally:
             if not task.done():
                 task.cancel()
-                await asyncio.wait({task}, timeout=5.0)
+                await asyncio.wait({task}, timeout=SEARCH_STOP_WAIT_S)
 
     def _keep_lines(self, result: SearchResult, delivery: Delivery) -> str | None:
         if not result.messages:
@@ -362,7 +371,8 @@ class MailtraceBot:
         client: AsyncWebClient,
         respond: AsyncRespond,
     ) -> None:
-        """Attach one message's raw log lines to the thread as a file."""
+        """Attach one message's raw log lines to the thread as a file (audited, whatever
+        happens; a failure is told to whoever clicked)."""
         await ack()
         started = self.monotonic()
         user = str((body.get("user") or {}).get("id") or "")
@@ -372,66 +382,75 @@ class MailtraceBot:
             or ""
         )
         actions = body.get("actions") or [{}]
-        key, _, index = str(actions[0].get("value") or "").rpartition(":")
+        value = str(actions[0].get("value") or "")
+        key, _, index = value.rpartition(":")
         answer = self.raw_lines.get(key)
         where = answer.channel if answer is not None else channel
-        decision = await self._check_access(user, where)
-        value = str(actions[0].get("value") or "")
-        if not decision.allowed:
-            await self._tell(respond, decision.message)
-            self._record(
-                user,
-                where,
-                outcome=Outcome.REFUSED,
-                started=started,
-                allowed=False,
-                reason=decision.reason,
-                action="show_lines",
-                query=value,
-            )
-            return
-        if answer is None or not index.isdigit() or int(index) >= len(answer.messages):
-            await self._tell(
-                respond,
-                "I no longer have those log lines: I keep them for recent answers only, and "
-                "forget them when I restart. Ask again with /mailtrace to get fresh ones.",
-            )
-            self._record(
-                user,
-                where,
-                outcome=Outcome.LINES_EXPIRED,
-                started=started,
-                action="show_lines",
-                query=value,
-            )
-            return
-        title, lines = answer.messages[int(index)]
-        delivery = "thread"
+        outcome, reason, allowed, delivery = Outcome.FAILED, "", True, ""
         try:
-            if answer.thread_ts is None:
-                raise LookupError("the answer has no thread")
-            await client.files_upload_v2(
-                channel=answer.channel,
-                thread_ts=answer.thread_ts,
-                content="\n".join(lines) + "\n",
-                filename=f"mailtrace-{re.sub(r'[^A-Za-z0-9._-]+', '-', title)}.log",
-                title=f"Log lines of {title}",
-                alt_txt=f"{len(lines)} Postfix log lines of {title}",
+            decision = await self._check_access(user, where)
+            if not decision.allowed:
+                outcome, reason, allowed = Outcome.REFUSED, decision.reason, False
+                await respond_ephemeral(respond, render_notice(decision.message), where)
+                return
+            if answer is None or not index.isdigit() or int(index) >= len(answer.messages):
+                outcome = Outcome.LINES_EXPIRED
+                await respond_ephemeral(respond, render_notice(LINES_GONE), where)
+                return
+            title, lines = answer.messages[int(index)]
+            delivery, reason = await self._send_lines(client, respond, answer, title, lines)
+            outcome = Outcome.LINES_SHOWN if not reason else Outcome.FAILED
+        except Exception as exc:  # a bug: say so to whoever clicked, never silence
+            ref = secrets.token_hex(4)
+            reason = f"{type(exc).__name__}: {exc}"[:300]
+            logger.exception("show_lines_failed ref=%s user=%s channel=%s", ref, user, where)
+            await respond_ephemeral(respond, render_notice(LINES_FAILED.format(ref=ref)), where)
+        finally:
+            self._record(
+                user,
+                where,
+                outcome=outcome,
+                started=started,
+                allowed=allowed,
+                reason=reason,
+                delivery=delivery,
+                action="show_lines",
+                query=value,
             )
-        except (SlackApiError, SlackClientError, LookupError) as exc:
-            delivery = "respond"
-            logger.info("lines_upload_fallback channel=%s reason=%s", where, _why(exc))
-            for message in render_raw_lines(title, lines):
-                await self._tell(respond, message.text, message.as_kwargs())
-        self._record(
-            user,
-            where,
-            outcome=Outcome.LINES_SHOWN,
-            started=started,
-            delivery=delivery,
-            action="show_lines",
-            query=value,
-        )
+
+    async def _send_lines(
+        self,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        answer: AnswerLines,
+        title: str,
+        lines: Sequence[str],
+    ) -> tuple[str, str]:
+        """Upload the lines to the answer's thread, else post them ephemerally as code blocks.
+
+        Returns (delivery, reason): "thread" or "respond", and why nothing arrived ("" if it did).
+        """
+        why = "the answer has no thread"
+        if answer.thread_ts is not None:
+            try:
+                await client.files_upload_v2(
+                    channel=answer.channel,
+                    thread_ts=answer.thread_ts,
+                    content="\n".join(lines) + "\n",
+                    filename=f"mailtrace-{re.sub(r'[^A-Za-z0-9._-]+', '-', title)}.log",
+                    title=f"Log lines of {title}",
+                    alt_txt=f"{len(lines)} Postfix log lines of {title}",
+                )
+            except SLACK_CALL_FAILED as exc:
+                why = slack_error(exc)
+            else:
+                return "thread", ""
+        logger.info("lines_upload_fallback channel=%s reason=%s", answer.channel, why)
+        posted = [
+            await respond_ephemeral(respond, message, answer.channel)
+            for message in render_raw_lines(title, lines)
+        ]
+        return "respond", "" if all(posted) else f"upload: {why}; response_url failed"
 
     # ------------------------------------------------------------------ shared
 
@@ -451,15 +470,6 @@ class MailtraceBot:
                 message="Slack was too slow to tell me whether you may ask. Please try again.",
             )
 
-    def _check_servers(self, query: Query) -> None:
-        known = [s.name for s in self.settings.servers]
-        unknown = [n for n in query.servers if n not in known]
-        if unknown:
-            raise UsageError(
-                f"No server named {', '.join(unknown)}. Known servers: "
-                f"{', '.join(known) or 'none'}.\n{USAGE}"
-            )
-
     def _help(self) -> str:
         servers = ", ".join(s.name for s in self.settings.servers) or "none configured"
         return (
@@ -470,17 +480,6 @@ class MailtraceBot:
             "message with what happened and why; *Show log lines* attaches the raw lines. "
             "If I'm not in the channel, only you see the answer — invite me for threads."
         )
-
-    @staticmethod
-    async def _tell(
-        respond: AsyncRespond, text: str, message: dict[str, Any] | None = None
-    ) -> None:
-        """An ephemeral reply through response_url (escaped text, or a rendered message)."""
-        kwargs = message or {"text": escape(text)}
-        try:
-            await respond(response_type="ephemeral", replace_original=False, **kwargs)
-        except Exception as exc:  # nothing else to tell the asker; log it
-            logger.error("respond_failed error=%r", exc)
 
     def _record(
         self,
@@ -528,7 +527,3 @@ class MailtraceBot:
             duration,
             counts.get("messages", "-"),
         )
-
-
-def _why(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, LookupError) else slack_error(exc)

@@ -5,14 +5,20 @@ progress (chat.update) and so that we learn at once whether we may post here at 
 says we may not (not in the channel, a DM or private conversation the bot is not part of), the
 answer goes through the command's response_url instead — visible to the asker only, with a hint
 to invite the bot. Nothing here raises: a failed post is logged and, where possible, reported to
-the asker, because silence is the one answer we never give.
+the asker, because silence is the one answer we never give. Progress updates are a courtesy: a
+failed one is logged and the search goes on.
+
+A Slack call fails in more ways than `SlackApiError`: after its retries the client lets the
+network's own errors through (aiohttp's, timeouts, OSError). `SLACK_CALL_FAILED` names them
+all, for every place in bot/slack/ that calls Slack.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Literal
 
+import aiohttp
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -39,11 +45,45 @@ CANNOT_POST = frozenset(
 )
 
 
+# What a Slack Web API call, a response_url post or a file upload raises when it fails
+# (TimeoutError is also asyncio.TimeoutError; aiohttp's connection errors are OSErrors too).
+SLACK_CALL_FAILED: tuple[type[Exception], ...] = (
+    SlackApiError,
+    SlackClientError,
+    aiohttp.ClientError,
+    TimeoutError,
+    OSError,
+)
+
+
 def slack_error(exc: Exception) -> str:
     """Slack's error code (`not_in_channel`), or a short description of a transport failure."""
     if isinstance(exc, SlackApiError):
         return str(exc.response.get("error") or exc.response.status_code)
     return type(exc).__name__
+
+
+async def respond_ephemeral(respond: AsyncRespond, message: SlackMessage, channel: str) -> bool:
+    """Post `message` through the command's response_url, for the asker's eyes only.
+
+    Returns False (and logs why) when it could not be posted; never raises.
+    """
+    try:
+        response = await respond(
+            response_type="ephemeral", replace_original=False, **message.as_kwargs()
+        )
+    except SLACK_CALL_FAILED as exc:
+        logger.error("respond_failed channel=%s error=%r", channel, exc)
+        return False
+    if response.status_code != 200:
+        logger.error(
+            "respond_failed channel=%s status=%s body=%s",
+            channel,
+            response.status_code,
+            str(response.body)[:200],
+        )
+        return False
+    return True
 
 
 class Delivery:
@@ -64,7 +104,7 @@ class Delivery:
             response = await self.client.chat_postMessage(
                 channel=self.channel, **progress.as_kwargs()
             )
-        except (SlackApiError, SlackClientError) as exc:
+        except SLACK_CALL_FAILED as exc:
             error = slack_error(exc)
             self.mode = "respond"
             if error in CANNOT_POST:
@@ -84,7 +124,7 @@ class Delivery:
             await self.client.chat_update(
                 channel=self.channel, ts=self.parent_ts, **message.as_kwargs()
             )
-        except (SlackApiError, SlackClientError) as exc:
+        except SLACK_CALL_FAILED as exc:
             logger.warning(
                 "progress_update_failed channel=%s error=%s", self.channel, slack_error(exc)
             )
@@ -99,7 +139,7 @@ class Delivery:
             await self.client.chat_update(
                 channel=self.channel, ts=self.parent_ts, **thread.parent.as_kwargs()
             )
-        except (SlackApiError, SlackClientError) as exc:
+        except SLACK_CALL_FAILED as exc:
             self.failures.append(f"summary: {slack_error(exc)}")
             await self._reply(thread.parent)  # the summary in the thread rather than nowhere
         for reply in thread.replies:
@@ -113,7 +153,10 @@ class Delivery:
             )
 
     async def notice(self, text: str) -> None:
-        """A message of ours (an error, a cancellation) in the thread, else to the asker."""
+        """A message of ours (an error, a cancellation) in the thread, else to the asker.
+
+        Never raises: it is what the error branches call.
+        """
         message = render_notice(text)
         if self.mode == "thread" and self.parent_ts is not None and await self._reply(message):
             return
@@ -124,7 +167,7 @@ class Delivery:
             await self.client.chat_postMessage(
                 channel=self.channel, thread_ts=self.parent_ts, **message.as_kwargs()
             )
-        except (SlackApiError, SlackClientError) as exc:
+        except SLACK_CALL_FAILED as exc:
             error = slack_error(exc)
             logger.error("reply_post_failed channel=%s error=%s", self.channel, error)
             self.failures.append(error)
@@ -132,20 +175,4 @@ class Delivery:
         return True
 
     async def _respond(self, message: SlackMessage) -> bool:
-        kwargs: dict[str, Any] = message.as_kwargs()
-        try:
-            response = await self.respond(
-                response_type="ephemeral", replace_original=False, **kwargs
-            )
-        except Exception as exc:  # the webhook client lets aiohttp's errors through
-            logger.error("respond_failed channel=%s error=%r", self.channel, exc)
-            return False
-        if response.status_code != 200:
-            logger.error(
-                "respond_failed channel=%s status=%s body=%s",
-                self.channel,
-                response.status_code,
-                str(response.body)[:200],
-            )
-            return False
-        return True
+        return await respond_ephemeral(self.respond, message, self.channel)

@@ -48,7 +48,7 @@ class RunningSearches:
         async with self._slots:
             yield
 
-    async def drain(self, grace_s: float, cancel_wait_s: float = 3.0) -> tuple[int, int]:
+    async def drain(self, grace_s: float, cancel_wait_s: float = 2.0) -> tuple[int, int]:
         """Refuse new searches, wait up to `grace_s` for running ones, then cancel the rest.
 
         Returns (finished, cancelled).

@@ -35,13 +35,17 @@ class SlackSecrets:
 
 
 def read_secret(name: str, environ: Mapping[str, str]) -> str | None:
-    """$NAME, or the contents of the file $NAME_FILE (surrounding whitespace stripped)."""
-    value = environ.get(name) or None
-    path = environ.get(f"{name}_FILE") or None
+    """$NAME, or the contents of the file $NAME_FILE (surrounding whitespace stripped).
+
+    A variable holding only whitespace counts as unset (an empty `-e NAME=` or a stray space
+    must not become an empty signing secret).
+    """
+    value = environ.get(name, "").strip() or None
+    path = environ.get(f"{name}_FILE", "").strip() or None
     if value is not None and path is not None:
         raise ConfigError(f"set {name} or {name}_FILE, not both")
     if path is None:
-        return value.strip() if value is not None else None
+        return value
     try:
         text = Path(path).read_text(encoding="utf-8").strip()
     except OSError as exc:

@@ -7,7 +7,8 @@ reconnects by itself and a watcher logs every change of state); without one it s
 HTTP requests on POST /slack/events, verified with the signing secret. Both modes serve
 GET /healthz. On SIGTERM/SIGINT new requests are answered "restarting", running searches get a
 short deadline to finish, the rest are cancelled (their threads say so), then the connection and
-the SSH pool are closed.
+the SSH pool are closed. Each step has a bound, and the bounds add up to SHUTDOWN_BUDGET_S: less
+than the 10 s `docker stop` waits before SIGKILL.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ConfigError, MailtraceError
 from bot.settings import Settings, SlackConfig
 from bot.slack.app import api_base_url, build_app, build_client
+from bot.slack.delivery import SLACK_CALL_FAILED
 from bot.slack.logs import configure_logging
 from bot.slack.running import RunningSearches
 from bot.slack.secrets import (
@@ -46,7 +48,12 @@ logger = logging.getLogger("mailtrace.serve")
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
-SHUTDOWN_GRACE_S = 8.0  # Docker sends SIGKILL 10 s after SIGTERM
+# Shutdown, step by step (Docker sends SIGKILL 10 s after SIGTERM):
+SHUTDOWN_GRACE_S = 5.0  # running searches may finish
+CANCEL_WAIT_S = 2.0  # the rest are cancelled and say so in their threads
+CLOSE_WAIT_S = 0.5  # the Socket Mode connection; the web server (each)
+POOL_CLOSE_S = 1.0  # the SSH connections
+SHUTDOWN_BUDGET_S = SHUTDOWN_GRACE_S + CANCEL_WAIT_S + 2 * CLOSE_WAIT_S + POOL_CLOSE_S  # 9 s
 WATCH_EVERY_S = 5.0
 SOCKET_STALE_S = 60.0  # Socket Mode: unhealthy after this long without a connection
 
@@ -114,7 +121,9 @@ async def start_web(
     web_app: web.Application, host: str, port: int
 ) -> tuple[web.AppRunner, tuple[str, int]]:
     """Listen on host:port (0: any free port); returns the runner and the bound address."""
-    runner = web.AppRunner(web_app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        web_app, handle_signals=False, access_log=None, shutdown_timeout=CLOSE_WAIT_S
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:
@@ -133,7 +142,7 @@ async def check_token(client: AsyncWebClient, url: str) -> dict[str, Any]:
     except SlackApiError as exc:
         error = exc.response.get("error")
         raise ConfigError(f"Slack refused SLACK_BOT_TOKEN ({error}); check the token") from exc
-    except (TimeoutError, SlackClientError, OSError) as exc:
+    except SLACK_CALL_FAILED as exc:
         raise MailtraceError(f"cannot reach the Slack Web API at {url}: {exc!r}") from exc
     return dict(response.data) if isinstance(response.data, dict) else {}
 
@@ -183,7 +192,10 @@ async def run_bot(
             await _run_http(app, config, health, stop)
     finally:
         if pool is not None:
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), POOL_CLOSE_S)
+            except TimeoutError:
+                logger.warning("ssh_pool_close_timed_out after_s=%s", POOL_CLOSE_S)
     logger.info("stopped")
     return 0
 
@@ -230,7 +242,7 @@ async def _run_socket_mode(
     try:
         try:
             await handler.connect_async()  # type: ignore[no-untyped-call]
-        except (SlackApiError, SlackClientError, OSError) as exc:
+        except SLACK_CALL_FAILED as exc:
             raise MailtraceError(f"cannot open the Socket Mode connection: {exc!r}") from exc
         health.set_connected(True)
         logger.info("socket_connected")
@@ -241,7 +253,10 @@ async def _run_socket_mode(
         if watcher is not None:
             watcher.cancel()
             await asyncio.wait({watcher})
-        await handler.close_async()  # type: ignore[no-untyped-call]
+        try:
+            await asyncio.wait_for(handler.close_async(), CLOSE_WAIT_S)  # type: ignore[no-untyped-call]
+        except TimeoutError:
+            logger.warning("socket_close_timed_out after_s=%s", CLOSE_WAIT_S)
         if runner is not None:
             await runner.cleanup()
 
@@ -276,7 +291,7 @@ def _logged(event: str, health: Health) -> Callable[[Any], Awaitable[None]]:
 async def _drain(running: RunningSearches) -> None:
     count = len(running)
     logger.info("stopping searches_running=%s grace_s=%s", count, SHUTDOWN_GRACE_S)
-    finished, cancelled = await running.drain(SHUTDOWN_GRACE_S)
+    finished, cancelled = await running.drain(SHUTDOWN_GRACE_S, CANCEL_WAIT_S)
     if count:
         logger.info("searches_drained finished=%s cancelled=%s", finished, cancelled)
 
