@@ -106,6 +106,7 @@ class _ServerState:
         self.problems: list[str] = []  # files that could not be read
         self.hits: set[str] = set()  # raw lines that named the target (pass 1)
         self.hit_ids: set[str] = set()  # and their queue IDs
+        self.untraced = 0  # messages found by pass 1 but beyond max_messages
 
 
 def resolve_window(
@@ -245,9 +246,10 @@ async def run_search(
     events = [e for st in states.values() for e in st.events]
     messages = _confirm_links(_relevant(group_messages(events, resolver), states), states)
     limit = settings.limits.max_messages
-    if len(messages) > limit:
+    found = len(messages) + sum(st.untraced for st in states.values())
+    if found > limit:
         notes.append(
-            f"Showing the first {limit} of {len(messages)} messages; narrow the query "
+            f"Showing the first {limit} of {found} messages; narrow the query "
             "(a date, a time, or a full address) to see the rest."
         )
         messages = messages[:limit]
@@ -307,6 +309,7 @@ async def _first_passes(
         elif event.timestamp is not None:
             st.other_days.add(event.timestamp.date().isoformat())
     st.searched.update(f.path for f in in_window)
+    hits = _earliest_messages(st, hits)
     st.hits.update(e.raw for e in hits)
     st.hit_ids.update(e.queue_id for e in hits if e.queue_id is not None)
     st.events.extend(e for e in hits if e.queue_id is None)  # pre-queue rejects are complete
@@ -317,6 +320,22 @@ async def _first_passes(
     await _trace_wanted(st, start, in_window, _regions(hits, in_window, region_bytes))
     if not hits and not st.truncated:
         await _look_outside(st, query, in_window)
+
+
+def _earliest_messages(st: _ServerState, hits: list[LogEvent]) -> list[LogEvent]:
+    """Only the first `max_messages` queue IDs (by time) are traced: an answer shows no more,
+    and tracing thousands of messages nobody will see is most of a broad query's cost."""
+    first: dict[str, float] = {}
+    for e in hits:
+        if e.queue_id is not None:
+            stamp = e.timestamp.timestamp() if e.timestamp else float("-inf")
+            first[e.queue_id] = min(first.get(e.queue_id, stamp), stamp)
+    limit = st.source.limits.max_messages
+    if len(first) <= limit:
+        return hits
+    st.untraced = len(first) - limit
+    keep = set(sorted(first, key=first.__getitem__)[:limit])
+    return [e for e in hits if e.queue_id is None or e.queue_id in keep]
 
 
 async def _look_outside(st: _ServerState, query: Query, searched: list[LogFile]) -> None:
