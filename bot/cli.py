@@ -23,7 +23,8 @@ from bot.errors import ConfigError, MailtraceError, UsageError
 from bot.query import USAGE, parse_query
 from bot.render.jsonout import render_json
 from bot.render.text import render_text
-from bot.search import SearchResult, run_search
+from bot.result import SearchResult
+from bot.search import run_search
 from bot.settings import Settings, load_settings, local_settings
 from bot.sources.factory import build_sources, needs_ssh
 

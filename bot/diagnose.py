@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.query import TargetKind
-from bot.search import Diagnosis, SearchResult
+from bot.result import Diagnosis, SearchResult
 
 
 def _fmt(moment: datetime | None) -> str:

@@ -22,70 +22,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
+from bot.diagnose import diagnose
 from bot.errors import MailtraceError, SourceError, UsageError
 from bot.query import Query, TargetKind
+from bot.result import FileCoverage, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
 from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message
 from parsers.trace import group_messages, resolve_local_relays
-
-
-class FileCoverage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    path: str
-    first_seen: datetime | None
-    last_seen: datetime
-    searched: bool
-    readable: bool = True
-
-
-class SourceCoverage(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    server: str
-    files: tuple[FileCoverage, ...] = ()
-    lines_read: int = 0
-
-    @property
-    def span(self) -> tuple[datetime | None, datetime | None]:
-        starts = [f.first_seen for f in self.files if f.first_seen is not None]
-        ends = [f.last_seen for f in self.files]
-        return (min(starts) if starts else None, max(ends) if ends else None)
-
-
-class SourceFailure(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    server: str
-    reason: str
-    detail: str
-
-
-class Diagnosis(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    cause: str
-    evidence: tuple[str, ...] = ()
-    next_step: str = ""
-
-
-class SearchResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    query: Query
-    window_start: datetime | None
-    window_end: datetime | None
-    messages: tuple[Message, ...] = ()
-    searched: tuple[SourceCoverage, ...] = ()
-    failures: tuple[SourceFailure, ...] = ()
-    notes: tuple[str, ...] = ()
-    diagnosis: tuple[Diagnosis, ...] = ()
-    other_days: tuple[str, ...] = ()  # dates (server zone) the target appears outside the window
-    duration_s: float = 0.0
-
 
 _START_KINDS = (EventKind.CLIENT, EventKind.PICKUP, EventKind.MESSAGE_ID)
 
@@ -274,8 +218,6 @@ async def run_search(
         other_days=tuple(sorted({d for st in states.values() for d in st.other_days})),
     )
     if not messages:
-        from bot.diagnose import diagnose  # diagnose imports SearchResult from here
-
         result = result.model_copy(update={"diagnosis": tuple(diagnose(result))})
     return result.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
 

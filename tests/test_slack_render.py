@@ -26,7 +26,8 @@ from bot.render.slack import (
     split_escaped,
 )
 from bot.render.view import build_view
-from bot.search import SearchResult, run_search
+from bot.result import SearchResult
+from bot.search import run_search
 from bot.settings import ServerConfig, Settings
 from bot.sources.factory import build_sources
 

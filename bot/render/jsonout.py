@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.search import SearchResult
+from bot.result import SearchResult
 
 SCHEMA_VERSION = 1
 

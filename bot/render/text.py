@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import tzinfo
 
 from bot.render.view import build_view
-from bot.search import SearchResult
+from bot.result import SearchResult
 
 
 def render_text(result: SearchResult, zone: tzinfo, *, show_lines: bool = False) -> str:

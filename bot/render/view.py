@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
-from bot.search import SearchResult
+from bot.result import SearchResult
 from parsers.dsn import describe_dsn
 from parsers.models import LinkKind, Message, Status
 

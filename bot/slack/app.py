@@ -44,7 +44,8 @@ from bot.render.slack import (
     unescape,
 )
 from bot.render.view import build_view
-from bot.search import SearchResult, choose_servers, run_search
+from bot.result import SearchResult
+from bot.search import choose_servers, run_search
 from bot.settings import Settings, SlackConfig
 from bot.slack.access import AccessPolicy, Decision
 from bot.slack.audit import AuditEntry, AuditLog, Outcome

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.query import parse_query
-from bot.search import SearchResult, run_search
+from bot.result import SearchResult
+from bot.search import run_search
 from bot.settings import ServerConfig, Settings
 from bot.sources.factory import build_sources
 
