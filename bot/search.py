@@ -5,8 +5,9 @@ Strategy, per server and all servers at once:
          query window (so cost follows the window, not the retention);
   pass 1 grep the needle (address, queue ID, ...) in those files; keep the lines that really
          name the target within the window; their queue IDs are the messages we want;
-  pass 2 grep those queue IDs in the same files; for messages with no final state (deferred,
-         still queued) or whose start lies before the window, look in the other files too;
+  pass 2 grep those queue IDs in the same files (in big files first only a few megabytes
+         around each hit); then, one file at a time, later files for messages with no final
+         state yet (deferred, held) and earlier files for those whose start lies before;
   hops   a delivery that says "queued as NEWID" to another configured server continues there
          (and a message received from a configured server started there): trace NEWID on that
          server the same way, as far as the hops go, never twice.
@@ -29,9 +30,7 @@ from bot.result import FileCoverage, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
 from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message
-from parsers.trace import group_messages, resolve_local_relays
-
-_START_KINDS = (EventKind.CLIENT, EventKind.PICKUP, EventKind.MESSAGE_ID)
+from parsers.trace import START_KINDS, group_messages, resolve_local_relays
 
 
 class _ServerState:
@@ -322,7 +321,7 @@ def _regions(
 
 def _whole_lives(events: list[LogEvent], ids: list[str]) -> set[str]:
     """Queue IDs whose first line (client/pickup/message-id) and `removed` were both seen."""
-    started = {e.queue_id for e in events if e.kind in _START_KINDS}
+    started = {e.queue_id for e in events if e.kind in START_KINDS}
     ended = {e.queue_id for e in events if e.kind in (EventKind.REMOVED, EventKind.DELETE)}
     return {qid for qid in ids if qid in started and qid in ended}
 
@@ -392,7 +391,7 @@ def _open_ids(st: _ServerState, ids: set[str]) -> set[str]:
 
 
 def _unstarted_ids(st: _ServerState, ids: set[str]) -> set[str]:
-    started = {e.queue_id for e in st.events if e.kind in _START_KINDS}
+    started = {e.queue_id for e in st.events if e.kind in START_KINDS}
     return {qid for qid in ids if qid not in started}
 
 

@@ -40,6 +40,9 @@ _DELIVERY_STATUS = {
     "deferred": Status.DEFERRED,
     "expired": Status.EXPIRED,
 }
+# The lines a queue ID's life starts with: smtpd's client=, pickup's uid=, or cleanup's
+# message-id= (the first line of a bounce notice, which neither smtpd nor pickup sees).
+START_KINDS = frozenset({EventKind.CLIENT, EventKind.PICKUP, EventKind.MESSAGE_ID})
 _LOCAL_RELAYS = ("127.", "[127.", "localhost", "::1", "[::1]", "[ipv6:::1]")
 
 
@@ -95,13 +98,14 @@ class _Builder:
 
     def add(self, event: LogEvent, resolve: RelayResolver) -> None:
         self.events.append(event)
+        if event.kind in START_KINDS:
+            self.started = True
         handler = _HANDLERS.get(event.kind)
         if handler is not None:
             handler(self, event, resolve)
 
 
 def _on_client(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
-    b.started = True
     if e.client_host is not None:
         b.client = f"{e.client_host}[{e.client_ip}]"
     if e.orig_queue_id:
@@ -110,13 +114,11 @@ def _on_client(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
 
 
 def _on_pickup(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
-    b.started = True
     b.client = e.client_host
     b.sender = b.sender or e.sender
 
 
 def _on_message_id(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
-    b.started = True
     b.message_id = e.message_id
 
 
