@@ -41,7 +41,7 @@ def is_queue_id(token: str) -> bool:
 # "to=<admin@example.com>, relay=127.0.0.1[127.0.0.1]:2525, delay=3.6, delays=0.2/0.02/0.04/3.3,
 #  dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as 153053D)"
 _KV = re.compile(r"(?P<key>[a-z_]+)=(?P<value><[^>]*>?|[^,\s]*)")
-_STATUS = re.compile(r"status=(?P<status>[a-z-]+)(?: \((?P<reason>.*?)\)?)?$")
+_STATUS = re.compile(r"status=(?P<status>[A-Za-z-]+)(?: \((?P<reason>.*?)\)?)?$")
 
 # "client=061238241086.static.ctinets.com[61.238.241.86]"
 # "client=localhost[127.0.0.1]:41276, orig_queue_id=9B3D1E8, orig_client=mx[1.2.3.4]"
@@ -58,6 +58,7 @@ _ACTION = re.compile(
 )
 _REPLY = re.compile(r"(?:(?P<code>[245]\d\d)[ -])?(?P<dsn>[245]\.\d{1,3}\.\d{1,3})?\s*")
 _DSN = re.compile(r"\b(?P<dsn>[245]\.\d{1,3}\.\d{1,3})\b")
+_SAID_DSN = re.compile(r"said: [245]\d\d[ -](?P<dsn>[245]\.\d{1,3}\.\d{1,3})\b")
 
 # "sender non-delivery notification: 3F6A4E8" (also delay, delivery status, postmaster)
 _NOTICE = re.compile(r"(?P<notice>(?:sender|postmaster) [a-z -]+ notification): (?P<qid>\S+)$")
@@ -323,7 +324,7 @@ def _read_smtp_info(daemon: str, rest: str) -> dict[str, Any] | None:
     remote = re.search(_CLIENT_ADDR.pattern + r"(?::\d+)?", rest)
     if remote is not None:
         fields["relay"] = remote.group(0)
-    found = _DSN.search(rest)
+    found = _SAID_DSN.search(rest)  # after the reply code: an IP like 1.2.3.4 is no DSN
     if found is not None:
         fields["dsn"] = found["dsn"]
     return fields

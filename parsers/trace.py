@@ -39,10 +39,12 @@ _DELIVERY_STATUS = {
     "bounced": Status.BOUNCED,
     "deferred": Status.DEFERRED,
     "expired": Status.EXPIRED,
+    "SOFTBOUNCE": Status.DEFERRED,  # soft_bounce=yes: a bounce turned into a deferral
 }
 # The lines a queue ID's life starts with: smtpd's client=, pickup's uid=, or cleanup's
 # message-id= (the first line of a bounce notice, which neither smtpd nor pickup sees).
 START_KINDS = frozenset({EventKind.CLIENT, EventKind.PICKUP, EventKind.MESSAGE_ID})
+_ENTRY_KINDS = frozenset({EventKind.CLIENT, EventKind.PICKUP})  # how a message enters Postfix
 _LOCAL_RELAYS = ("127.", "[127.", "localhost", "::1", "[::1]", "[ipv6:::1]")
 
 
@@ -68,6 +70,7 @@ class _RecipientState:
     reason: str | None = None
     attempts: int = 0
     last_attempt: datetime | None = None
+    tentative: bool = False  # only a hold/discard line named it (the first recipient there)
 
 
 @dataclass
@@ -83,6 +86,7 @@ class _Builder:
     client: str | None = None
     size: int | None = None
     started: bool = False
+    entered: bool = False  # its client=/uid= line was seen
     held: bool = False
     deleted: bool = False
     expired: bool = False
@@ -100,6 +104,8 @@ class _Builder:
         self.events.append(event)
         if event.kind in START_KINDS:
             self.started = True
+        if event.kind in _ENTRY_KINDS:
+            self.entered = True
         handler = _HANDLERS.get(event.kind)
         if handler is not None:
             handler(self, event, resolve)
@@ -166,15 +172,20 @@ def _on_reject(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
         state.attempts += 1
         state.last_attempt = e.timestamp
     b.sender = b.sender or e.sender
-    if e.client_host and b.client is None:
-        b.client = f"{e.client_host}[{e.client_ip}]"
+    if e.client_ip and b.client is None:
+        b.client = f"{e.client_host or 'unknown'}[{e.client_ip}]"
 
 
 def _note_policy(b: _Builder, e: LogEvent, what: str) -> None:
-    """A policy action on the whole message: note it; its line names sender and a recipient."""
+    """A policy action on the whole message: note it; its line names sender and a recipient.
+
+    That recipient is tentative: if deliveries follow (after a release), they name the real
+    recipients, possibly expanded from it by an alias, and it is dropped."""
     b.notes.append(f"{what}: {e.reason or e.text}")
     if e.recipient is not None:
-        b.recipient(e.recipient)
+        state = b.recipient(e.recipient)
+        if state.attempts == 0 and state.status is Status.UNKNOWN:
+            state.tentative = True
     b.sender = b.sender or e.sender
 
 
@@ -295,10 +306,14 @@ def _group_host(host: str, events: list[LogEvent], resolve: RelayResolver) -> li
                 done.append(builder)
             continue
         current = open_.get(event.queue_id)
+        if current is not None and event.kind in _ENTRY_KINDS and current.entered:
+            current = None  # a second client=/uid= line: Postfix reused the ID
         if current is None:
             current = open_[event.queue_id] = _Builder(host, event.queue_id)
             done.append(current)
         current.add(event, resolve)
+        # A life ends at `removed`. A message rejected or discarded whole gets no `removed`:
+        # its ID's next life is recognised by its client=/uid= line (above).
         if event.kind in (EventKind.REMOVED, EventKind.DELETE):
             del open_[event.queue_id]
     return done
@@ -317,7 +332,12 @@ def _order_key(message: Message) -> tuple[float, str, str]:
 
 
 def _freeze(b: _Builder) -> Message:
-    recipients = [_final_recipient(b, state) for state in b.recipients.values()]
+    states = list(b.recipients.values())
+    if any(not s.tentative for s in states):
+        states = [
+            s for s in states if not s.tentative or s.attempts or s.status is not Status.UNKNOWN
+        ]
+    recipients = [_final_recipient(b, state) for state in states]
     status = _headline(b, recipients)
     stamps = [e.timestamp for e in b.events if e.timestamp is not None]
     return Message(
