@@ -29,7 +29,7 @@ from bot.query import Query, TargetKind
 from bot.result import FileCoverage, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
-from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message
+from parsers.models import FINAL_STATUSES, LogEvent, Message
 from parsers.trace import START_KINDS, group_messages, resolve_local_relays
 
 
@@ -319,11 +319,23 @@ def _regions(
     return regions
 
 
-def _whole_lives(events: list[LogEvent], ids: list[str]) -> set[str]:
-    """Queue IDs whose first line (client/pickup/message-id) and `removed` were both seen."""
-    started = {e.queue_id for e in events if e.kind in START_KINDS}
-    ended = {e.queue_id for e in events if e.kind in (EventKind.REMOVED, EventKind.DELETE)}
-    return {qid for qid in ids if qid in started and qid in ended}
+def _whole_lives(st: _ServerState, ids: list[str]) -> set[str]:
+    """Queue IDs whose life that matters was read whole, from its first line to `removed`.
+
+    Decided per life, because short IDs are reused: for an ID pass 1 found, the life holding
+    a hit; for one reached by a link, every life read so far."""
+    wanted = set(ids)
+    lives = group_messages([e for e in st.events if e.queue_id in wanted])
+    whole = set(wanted)
+    for m in lives:
+        if m.queue_id not in whole:
+            continue
+        if m.queue_id in st.hit_ids and st.hits.isdisjoint(m.lines):
+            continue  # another life of a reused ID
+        ended = any(line.endswith(f"{m.queue_id}: removed") for line in m.lines)
+        if m.started_before_logs or not ended:
+            whole.discard(m.queue_id)
+    return whole
 
 
 async def _trace_wanted(
@@ -348,7 +360,7 @@ async def _trace_wanted(
         near = [f for f in first if f.path in regions]
         await _grep_ids(st, near, todo, regions)
         await _grep_ids(st, [f for f in first if f.path not in regions], todo)
-        partial = sorted(set(todo) - _whole_lives(st.events, todo))
+        partial = sorted(set(todo) - _whole_lives(st, todo))
         if partial:
             await _grep_ids(st, near, partial)
     else:

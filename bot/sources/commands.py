@@ -222,8 +222,10 @@ def _suffix(path: str) -> str | None:
 
 
 def _region_reader(path: str, start: int, length: int) -> str:
-    """Bytes [start, start+length) of a plain file; dd exits 0 (no SIGPIPE as with tail|head)."""
-    return shlex.join(
+    """Bytes [start, start+length) of a plain file, without the last line, which the range may
+    cut (a cut first line has no envelope and no queue ID, so it never counts). dd reads the
+    range in one process: no SIGPIPE as with tail | head."""
+    dd = shlex.join(
         [
             "dd",
             f"if={path}",
@@ -234,6 +236,7 @@ def _region_reader(path: str, start: int, length: int) -> str:
             "status=none",
         ]
     )
+    return f"{dd} | sed '$d'"
 
 
 JOURNAL_PREFIX = "journald:"  # pseudo path of one UTC day of the journal: "journald:2024-05-13"

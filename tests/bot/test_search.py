@@ -259,3 +259,78 @@ async def test_open_message_is_followed_into_later_files_only(tmp_path: Path) ->
     assert message.recipients[0].attempts == 2
     searched = {Path(f.path).name for f in result.searched[0].files if f.searched}
     assert searched == {"mail.log.1", "mail.log"}
+
+
+def _pad(label: str, n: int, t: str = "09:00:00") -> str:
+    return "".join(
+        _line(t, "smtpd", f"connect from {label}{i:04d}.example[192.0.2.1]") for i in range(n)
+    )
+
+
+async def test_region_edges_never_leave_cut_lines(tmp_path: Path) -> None:
+    """Wherever a pass-2 region ends, no cut copy of a line is kept beside the full line."""
+    body = (
+        _pad("a", 60)
+        + _line("10:00:00", "smtpd", "4A1B2C3D4E: client=c[203.0.113.5]")
+        + _line(
+            "10:00:00", "qmgr", "4A1B2C3D4E: from=<s@example.net>, size=1, nrcpt=1 (queue active)"
+        )
+        + _pad("f", 20, "10:00:00")
+        + _line(
+            "10:00:01",
+            "smtp",
+            "4A1B2C3D4E: to=<r@example.org>, relay=mx[192.0.2.8]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+        )
+        + _line("10:00:01", "qmgr", "4A1B2C3D4E: removed")
+        + _pad("z", 200)
+    )
+    log = _write(tmp_path / "mail.log", body)
+    for kib in [n / 20 for n in range(20, 120)]:  # the region ends every ~40 bytes along the way
+        settings = _settings(
+            ServerConfig(name="mx", local=True, logs=(str(log),)), pass2_region_mb=kib / 1024
+        )
+        result = await _run(settings, "s@example.net 2024-05-13")
+        (message,) = result.messages
+        assert [(r.address, r.status) for r in message.recipients] == [
+            ("r@example.org", Status.SENT)
+        ], kib
+        assert len(message.lines) == 4, kib
+
+
+async def test_reused_id_complete_elsewhere_does_not_stop_pass_two(tmp_path: Path) -> None:
+    """An older, complete life of the same ID in another file does not make the asked-about life
+    look complete: its later lines outside the region are still read."""
+    older = _write(
+        tmp_path / "mail.log.1",
+        _message("4A1B2C3D4E", "08:00:00", "o@example.net", "o2@example.org").replace(
+            "May 13", "May 12"
+        ),
+    )
+    os.utime(older, (datetime(2024, 5, 12, 23, tzinfo=UTC).timestamp(),) * 2)
+    _write(
+        tmp_path / "mail.log",
+        _line("10:00:00", "smtpd", "4A1B2C3D4E: client=c[203.0.113.5]")
+        + _line("10:00:00", "cleanup", "4A1B2C3D4E: message-id=<new@x>")
+        + _line(
+            "10:00:00", "qmgr", "4A1B2C3D4E: from=<s@example.net>, size=1, nrcpt=1 (queue active)"
+        )
+        + _line(
+            "10:00:01",
+            "smtp",
+            "4A1B2C3D4E: to=<r@example.org>, relay=none, delay=1, delays=0/0/0/1, dsn=4.4.1, status=deferred (connect to mx[192.0.2.8]:25: Connection refused)",
+        )
+        + _pad("f", 150, "10:10:00")
+        + _line(
+            "10:30:01",
+            "smtp",
+            "4A1B2C3D4E: to=<r@example.org>, relay=mx[192.0.2.8]:25, delay=1801, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+        )
+        + _line("10:30:01", "qmgr", "4A1B2C3D4E: removed"),
+    )
+    settings = _settings(
+        ServerConfig(name="mx", local=True, logs=(f"{tmp_path}/mail.log*",)), pass2_region_mb=0.002
+    )
+    result = await _run(settings, "<new@x>")
+    (message,) = result.messages
+    assert message.status is Status.SENT
+    assert message.recipients[0].attempts == 2
