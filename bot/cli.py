@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument(
         "--log-tz", metavar="ZONE", default="UTC", help="zone of the --log files' lines (UTC)"
     )
-    trace.add_argument("--year", type=int, help="year of yearless --log lines (default: guessed)")
+    trace.add_argument(
+        "--year",
+        type=int,
+        help="year the --log files were last written, for yearless lines (default: their mtime)",
+    )
     trace.add_argument("--lines", action="store_true", help="show each message's raw log lines")
 
     doctor = sub.add_parser("doctor", help="check every configured server and its log files")

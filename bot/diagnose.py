@@ -38,7 +38,7 @@ def diagnose(result: SearchResult) -> list[Diagnosis]:
                 evidence=(f"lines naming {query.target} on: {days}",),
                 next_step=(
                     f"Ask again with one of those dates, e.g. "
-                    f"`{query.target} {result.other_days[-1]}`."
+                    f"`{query.needle} {result.other_days[-1]}`."
                 ),
             )
         )
@@ -78,6 +78,8 @@ def diagnose(result: SearchResult) -> list[Diagnosis]:
                     next_step="Give the mailtrace user read access (e.g. the adm group).",
                 )
             )
+    if result.other_days:
+        return found  # it did reach us: the guesses below would contradict the evidence
     searched_files = sum(1 for c in result.searched for f in c.files if f.searched)
     lines = sum(c.lines_read for c in result.searched)
     servers = ", ".join(c.server for c in result.searched) or "no server"
@@ -85,8 +87,8 @@ def diagnose(result: SearchResult) -> list[Diagnosis]:
         Diagnosis(
             cause="The mail probably never reached our servers.",
             evidence=(
-                f"searched {searched_files} log files on {servers}; "
-                f"{lines} lines contained the search text, none of them in the window"
+                f"searched {searched_files} log files on {servers}; {lines} lines contain the "
+                "search text, but none names it in the window asked about"
                 if lines
                 else f"searched {searched_files} log files on {servers}; no line names it",
             ),

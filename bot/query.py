@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import UsageError
 from parsers.postfix import is_queue_id
@@ -73,6 +73,8 @@ class Query(BaseModel):
     end: datetime | None = None
     servers: tuple[str, ...] = ()
     text: str = ""  # what was typed, for the audit log and the answer
+    # the asker's time zone: dates in answers are days there (the window carries it in JSON)
+    zone: tzinfo = Field(default=UTC, exclude=True)
 
     @property
     def needle(self) -> str:
@@ -148,12 +150,10 @@ def parse_query(text: str, *, now: datetime, zone: tzinfo) -> Query:
     if day_from is not None and day_to is not None:
         start = datetime.combine(day_from, time(0), tzinfo=zone)
         end = datetime.combine(day_to + timedelta(days=1), time(0), tzinfo=zone)
-        if at is not None:
-            moment = datetime.combine(day_from, at, tzinfo=zone)
-            start, end = moment - TIME_SLACK, moment + TIME_SLACK
-    elif at is not None:
-        moment = datetime.combine(local_now.date(), at, tzinfo=zone)
-        start, end = moment - TIME_SLACK, moment + TIME_SLACK
+    if at is not None:
+        if day_from != day_to:
+            raise UsageError("A time of day goes with one date, not a range.\n" + USAGE)
+        start, end = _around(datetime.combine(day_from or local_now.date(), at, tzinfo=zone))
     return Query(
         kind=kind,
         target=target,
@@ -161,7 +161,16 @@ def parse_query(text: str, *, now: datetime, zone: tzinfo) -> Query:
         end=end,
         servers=tuple(dict.fromkeys(servers)),
         text=text,
+        zone=zone,
     )
+
+
+def _around(moment: datetime) -> tuple[datetime, datetime]:
+    """An hour either side of a wall-clock time, counted in real time (UTC): across a DST
+    change the window is still two real hours wide."""
+    zone = moment.tzinfo
+    utc = moment.astimezone(UTC)
+    return (utc - TIME_SLACK).astimezone(zone), (utc + TIME_SLACK).astimezone(zone)
 
 
 def _parse_target(token: str) -> tuple[TargetKind, str]:
@@ -173,7 +182,7 @@ def _parse_target(token: str) -> tuple[TargetKind, str]:
         if link is not None:
             token = link.group(2)
     if _ADDRESS.match(token):
-        return TargetKind.ADDRESS, token.lower()
+        return TargetKind.ADDRESS, token.lower().rstrip(".")
     if _DOMAIN_ONLY.match(token):
         return TargetKind.DOMAIN, token.lower().rstrip(".")
     if _MESSAGE_ID.match(token):
@@ -183,6 +192,8 @@ def _parse_target(token: str) -> tuple[TargetKind, str]:
     except ValueError:
         pass
     else:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            return TargetKind.CLIENT_IP, f"::ffff:{ip.ipv4_mapped}"  # as Postfix logs it
         return TargetKind.CLIENT_IP, str(ip)
     if is_queue_id(token):
         return TargetKind.QUEUE_ID, token

@@ -248,7 +248,7 @@ async def _first_passes(
         if _in_window(event, start, end):
             hits.append(event)
         elif event.timestamp is not None:
-            st.other_days.add(event.timestamp.date().isoformat())
+            st.other_days.add(event.timestamp.astimezone(query.zone).date().isoformat())
     st.searched.update(f.path for f in in_window)
     hits = _earliest_messages(st, hits)
     st.hits.update(e.raw for e in hits)
@@ -286,7 +286,7 @@ async def _look_outside(st: _ServerState, query: Query, searched: list[LogFile])
         return
     async for event in _read(st, others, [query.needle], ignore_case=query.ignore_case):
         if matches(query, event) and event.timestamp is not None:
-            st.other_days.add(event.timestamp.date().isoformat())
+            st.other_days.add(event.timestamp.astimezone(query.zone).date().isoformat())
 
 
 def _regions(

@@ -47,7 +47,8 @@ class ServerConfig(BaseModel):
     journal_directory: str | None = None  # journalctl -D DIR; default: the system journal
     logs: tuple[str, ...] = DEFAULT_LOGS
     timezone: str = "UTC"
-    year: int | None = Field(None, ge=1970, le=2200)  # override for yearless log formats
+    # For yearless formats: the year the files were last written (instead of their mtime).
+    year: int | None = Field(None, ge=1970, le=2200)
     aliases: tuple[str, ...] = ()  # names/addresses other servers' relay= fields use for it
     # SSH (ignored when local)
     host: str | None = None

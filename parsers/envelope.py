@@ -70,17 +70,21 @@ class YearGuess:
 
     A file's lines are never later than its modification time, so a month/day that would fall
     after `reference` (the mtime, plus a day of slack for zones) belongs to the year before:
-    that is what walks a file backwards over New Year. `fixed` overrides everything.
+    that is what walks a file backwards over New Year. `fixed` (a configured override) is the
+    year the file was last written: the walk back over New Year still applies.
     """
 
     reference: datetime
     fixed: int | None = None
 
     def year_for(self, month: int, day: int) -> int:
-        if self.fixed is not None:
-            return self.fixed
         ref = self.reference + timedelta(days=1)
-        return ref.year if (month, day) <= (ref.month, ref.day) else ref.year - 1
+        year = ref.year
+        if self.fixed is not None:
+            year = self.fixed
+            if ref.year != self.fixed:  # the mtime says nothing: the year's last line is late
+                ref = datetime(self.fixed, 12, 31, tzinfo=ref.tzinfo)
+        return year if (month, day) <= (ref.month, ref.day) else year - 1
 
 
 def parse_envelope(

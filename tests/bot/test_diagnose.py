@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.query import parse_query
 from bot.result import SearchResult
@@ -29,7 +30,33 @@ async def test_other_day_and_rotated_logs(howto_log: Path) -> None:
     assert causes[0] == "It was logged, but on other days than the one asked about."
     assert result.diagnosis[0].evidence == ("lines naming sender2@example.net on: 2024-05-13",)
     assert "mx1's logs start after that time (rotated away, or not kept)." in causes
-    assert causes[-2] == "The mail probably never reached our servers."
+    # it did reach us: no guess that contradicts that
+    assert "The mail probably never reached our servers." not in causes
+    assert (
+        result.diagnosis[0].next_step
+        == "Ask again with one of those dates, e.g. `sender2@example.net 2024-05-13`."
+    )
+
+
+async def test_other_days_are_days_of_the_asker(howto_log: Path) -> None:
+    """Other days are dates in the asker's zone: 10:00 UTC on May 13 is May 13 in Tokyo too,
+    but 23:00 UTC would be the next day there."""
+    query = parse_query(
+        "sender2@example.net 2024-05-20", now=NOW, zone=ZoneInfo("Pacific/Kiritimati")
+    )
+    settings = Settings(
+        servers=(ServerConfig(name="mx1", local=True, logs=(str(howto_log),)),), default_days=None
+    )
+    result = await run_search(query, settings, build_sources(settings), now=NOW)
+    assert result.other_days == ("2024-05-14",)  # UTC+14: 10:00 UTC is already the next day
+
+
+async def test_message_id_suggestion_keeps_its_brackets(howto_log: Path) -> None:
+    """The suggested query for a message-id is written the way the grammar takes it."""
+    result = await _search(howto_log, "<20240513100011.1234@example.net> 2024-05-14")
+    assert result.diagnosis[0].next_step == (
+        "Ask again with one of those dates, e.g. `<20240513100011.1234@example.net> 2024-05-13`."
+    )
 
 
 async def test_day_after_the_newest_log(howto_log: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -85,3 +85,26 @@ def test_bad_input_is_a_usage_error_with_examples(text: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_query(text, now=NOW, zone=UTC)
     assert "/mailtrace sender2@example.net 2024-05-13" in str(info.value)
+
+
+def test_time_window_is_two_real_hours_across_dst() -> None:
+    """03:00 on the night Berlin springs forward: an hour either side in real time."""
+    berlin = ZoneInfo("Europe/Berlin")
+    q = parse_query("a@example.org 2026-03-29 03:00", now=NOW, zone=berlin)
+    assert q.start is not None
+    assert q.end is not None
+    # in UTC: subtracting two times of one zone object would count wall-clock hours
+    assert q.end.astimezone(UTC) - q.start.astimezone(UTC) == timedelta(hours=2)
+    assert q.start.astimezone(UTC) == datetime(2026, 3, 29, 0, 0, tzinfo=UTC)
+
+
+def test_time_with_a_range_is_refused() -> None:
+    """A time of day belongs to one date; with a range it is a usage error."""
+    with pytest.raises(UsageError, match="one date, not a range"):
+        parse_query("a@example.org 2024-05-13..2024-05-15 10:00", now=NOW, zone=UTC)
+
+
+def test_address_trailing_dot_and_mapped_ipv4() -> None:
+    """A trailing dot is dropped from an address; an IPv4-mapped IPv6 stays as Postfix logs it."""
+    assert parse_query("a@example.com.", now=NOW, zone=UTC).target == "a@example.com"
+    assert parse_query("::ffff:1.2.3.4", now=NOW, zone=UTC).target == "::ffff:1.2.3.4"

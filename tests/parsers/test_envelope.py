@@ -125,3 +125,17 @@ def test_unknown_shapes_return_none() -> None:
     """Lines in no known format are not an envelope."""
     for line in ["", "hello", "{not json", "[1,2]", "2024-05-13 nothing"]:
         assert parse_envelope(line) is None
+
+
+def test_year_override_still_walks_back_over_new_year() -> None:
+    """The override is the year the file was last written: Dec 31 lines before a Jan 1 stay a year
+    earlier, whether or not the file's modification time is meaningful."""
+    for mtime in (datetime(2026, 1, 2, tzinfo=UTC), datetime(2030, 6, 1, tzinfo=UTC)):
+        years = YearGuess(mtime, fixed=2026)
+        dec = parse_envelope("Dec 31 23:59:58 mx postfix/smtpd[1]: x", years=years)
+        jan = parse_envelope("Jan  1 00:00:02 mx postfix/qmgr[1]: x", years=years)
+        assert dec is not None
+        assert jan is not None
+        assert jan.timestamp == datetime(2026, 1, 1, 0, 0, 2, tzinfo=UTC)
+        if mtime.year == 2026:
+            assert dec.timestamp == datetime(2025, 12, 31, 23, 59, 58, tzinfo=UTC)
