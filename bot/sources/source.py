@@ -40,6 +40,24 @@ class LogFile(BaseModel):
         return not (start is not None and self.mtime < start)
 
 
+def unfold_repeated_hour(event: LogEvent, last_seen: dict[str, datetime]) -> LogEvent:
+    """Local times without an offset repeat an hour when DST ends; read alone, a line of the
+    second pass gets the first pass's offset. A file's lines are in time order, so a line that
+    would go back in time while its other reading (fold=1) does not belongs to the second pass."""
+    stamp, path = event.timestamp, event.path or ""
+    if stamp is None:
+        return event
+    previous = last_seen.get(path)
+    # compare instants: two times of one zone object compare by wall clock, ignoring fold
+    if previous is not None and stamp.timestamp() < previous.timestamp() and stamp.fold == 0:
+        other = stamp.replace(fold=1)
+        if other.utcoffset() != stamp.utcoffset() and other.timestamp() >= previous.timestamp():
+            event = event.model_copy(update={"timestamp": other})
+            stamp = other
+    last_seen[path] = stamp
+    return event
+
+
 class LogSource:
     """One configured server (or the local machine) as a source of Postfix log lines."""
 
@@ -156,6 +174,7 @@ class LogSource:
         if not readable or not patterns:
             return
         by_path = {f.path: f for f in readable}
+        last_seen: dict[str, datetime] = {}  # per file: lines come in the file's order
         paths = list(by_path)
         ordered = commands.longest_first(paths)
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
@@ -179,7 +198,8 @@ class LogSource:
                     continue
                 path, offset, text = split
                 in_file = commands.is_plain(path) and not (regions and path in regions)
-                yield self.parse(by_path[path], text, offset if in_file else None)
+                event = self.parse(by_path[path], text, offset if in_file else None)
+                yield unfold_repeated_hour(event, last_seen)
 
     def parse(self, file: LogFile, text: str, offset: int | None = None) -> LogEvent:
         years = YearGuess(file.mtime.astimezone(self.server.zone), self.server.year)

@@ -19,6 +19,8 @@ from bot.settings import Limits, ServerConfig
 from bot.sources import commands
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
+from parsers.models import Status
+from parsers.trace import group_messages
 
 DAY1 = "May 11 09:00:00 mx postfix/qmgr[1]: AAAA1: from=<old@example.net>, size=1, nrcpt=1 (queue active)\n"
 DAY2 = "May 12 09:00:00 mx postfix/qmgr[1]: BBBB2: from=<mid@example.net>, size=1, nrcpt=1 (queue active)\n"
@@ -205,3 +207,25 @@ async def test_first_lines_are_cached_until_a_file_changes(logdir: Path) -> None
     assert len(runner.commands) == 5  # listing + first line of the one changed file
     assert str(logdir / "mail.log") in runner.commands[-1]
     assert "mail.log.1" not in runner.commands[-1]
+
+
+async def test_repeated_dst_hour_keeps_the_file_order(tmp_path: Path) -> None:
+    """When Berlin falls back, 02:00:01 after 02:59:59 is the second 02:00 (CET), so the message
+    stays one, in order, and is sent."""
+    (tmp_path / "mail.log").write_text(
+        "Oct 27 02:59:59 mx1 postfix/smtpd[1]: 4104E3D: client=c[198.51.100.1]\n"
+        "Oct 27 02:59:59 mx1 postfix/qmgr[3]: 4104E3D: from=<s@example.net>, size=1, nrcpt=1 (queue active)\n"
+        "Oct 27 02:00:01 mx1 postfix/smtp[4]: 4104E3D: to=<r@example.org>, relay=mx[192.0.2.8]:25, delay=2, delays=0/0/0/2, dsn=2.0.0, status=sent (250 ok)\n"
+        "Oct 27 02:00:01 mx1 postfix/qmgr[3]: 4104E3D: removed\n"
+    )
+    stamp = datetime(2024, 10, 28, tzinfo=UTC).timestamp()
+    os.utime(tmp_path / "mail.log", (stamp, stamp))
+    server = ServerConfig(
+        name="mx", local=True, logs=(f"{tmp_path}/mail.log",), timezone="Europe/Berlin"
+    )
+    source = LogSource(server, LocalRunner("mx"), Limits())
+    events = [e async for e in source.grep(await source.list_files(), ["4104E3D"])]
+    instants = [e.timestamp.astimezone(UTC).strftime("%H:%M:%S") for e in events if e.timestamp]
+    assert instants == ["00:59:59", "00:59:59", "01:00:01", "01:00:01"]
+    (message,) = group_messages(events)
+    assert message.status is Status.SENT
