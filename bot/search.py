@@ -319,19 +319,24 @@ def _regions(
     return regions
 
 
-def _whole_lives(st: _ServerState, ids: list[str]) -> set[str]:
-    """Queue IDs whose life that matters was read whole, from its first line to `removed`.
+def _other_life(st: _ServerState, m: Message) -> bool:
+    """Short queue IDs are reused: for an ID pass 1 found, only the lives holding a hit matter
+    (an ID reached by a link has no hits, and all its lives count)."""
+    return m.queue_id in st.hit_ids and st.hits.isdisjoint(m.lines)
 
-    Decided per life, because short IDs are reused: for an ID pass 1 found, the life holding
-    a hit; for one reached by a link, every life read so far."""
-    wanted = set(ids)
-    lives = group_messages([e for e in st.events if e.queue_id in wanted])
-    whole = set(wanted)
-    for m in lives:
+
+def _lives(st: _ServerState, ids: set[str]) -> list[Message]:
+    """The lives read so far of these queue IDs that matter, in time order."""
+    lives = group_messages([e for e in st.events if e.queue_id in ids])
+    return [m for m in lives if not _other_life(st, m)]
+
+
+def _whole_lives(st: _ServerState, ids: list[str]) -> set[str]:
+    """Queue IDs whose life that matters was read whole, from its first line to `removed`."""
+    whole = set(ids)
+    for m in _lives(st, whole):
         if m.queue_id not in whole:
             continue
-        if m.queue_id in st.hit_ids and st.hits.isdisjoint(m.lines):
-            continue  # another life of a reused ID
         ended = any(line.endswith(f"{m.queue_id}: removed") for line in m.lines)
         if m.started_before_logs or not ended:
             whole.discard(m.queue_id)
@@ -397,8 +402,7 @@ async def _widen(st: _ServerState, searched: list[LogFile], ids: set[str]) -> No
 
 
 def _open_ids(st: _ServerState, ids: set[str]) -> set[str]:
-    lives = group_messages([e for e in st.events if e.queue_id in ids])
-    latest = {m.queue_id: m for m in lives}  # the last life of each ID decides
+    latest = {m.queue_id: m for m in _lives(st, ids)}  # the last life that matters decides
     return {qid for qid, m in latest.items() if qid and m.status not in FINAL_STATUSES}
 
 
@@ -502,16 +506,12 @@ def _confirm_links(messages: list[Message], states: dict[str, _ServerState]) -> 
 def _relevant(messages: Iterable[Message], states: dict[str, _ServerState]) -> list[Message]:
     """Drop messages that pass 2 pulled in only because a line mentioned a wanted ID, and other
     lives of a reused queue ID: an ID found by pass 1 keeps only the lives with a hit."""
-    out = []
-    for m in messages:
+
+    def wanted(m: Message) -> bool:
         st = states.get(m.host)
-        if m.queue_id is not None:
-            if st is None or m.queue_id not in st.wanted:
-                continue
-            if m.queue_id in st.hit_ids and st.hits.isdisjoint(m.lines):
-                continue
-        out.append(m)
-    return out
+        return st is not None and m.queue_id in st.wanted and not _other_life(st, m)
+
+    return [m for m in messages if m.queue_id is None or wanted(m)]
 
 
 def _coverage(st: _ServerState) -> SourceCoverage:

@@ -88,10 +88,3 @@ def describe_dsn(code: str | None) -> str | None:
     if subject == "4" and detail == "7":
         return "the message stayed in the queue too long"
     return f"{_CLASS[klass]} ({_SUBJECT.get(subject, 'unknown subject')})"
-
-
-def dsn_class(code: str | None) -> str | None:
-    """'success', 'temporary failure' or 'permanent failure' for a code, else None."""
-    if not code or code[0] not in _CLASS:
-        return None
-    return _CLASS[code[0]]
