@@ -10,6 +10,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from bot.query import Query
+from parsers.journey import Journey
 from parsers.models import Message
 
 
@@ -60,6 +61,7 @@ class SearchResult(BaseModel):
     window_start: datetime | None
     window_end: datetime | None
     messages: tuple[Message, ...] = ()
+    journeys: tuple[Journey, ...] = ()  # the messages joined into mails: what answers tell
     searched: tuple[SourceCoverage, ...] = ()
     failures: tuple[SourceFailure, ...] = ()
     notes: tuple[str, ...] = ()

@@ -29,6 +29,7 @@ from bot.query import Query, TargetKind
 from bot.result import FileCoverage, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
+from parsers.journey import build_journeys
 from parsers.models import FINAL_STATUSES, LogEvent, Message
 from parsers.trace import START_KINDS, group_messages, resolve_local_relays
 
@@ -211,6 +212,7 @@ async def run_search(
         window_start=start,
         window_end=end,
         messages=tuple(messages),
+        journeys=tuple(build_journeys(messages, _lifetimes(settings))),
         searched=tuple(_coverage(st) for st in states.values() if st.files or st.source in chosen),
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),
@@ -512,6 +514,10 @@ def _relevant(messages: Iterable[Message], states: dict[str, _ServerState]) -> l
         return st is not None and m.queue_id in st.wanted and not _other_life(st, m)
 
     return [m for m in messages if m.queue_id is None or wanted(m)]
+
+
+def _lifetimes(settings: Settings) -> dict[str, timedelta]:
+    return {s.name: s.queue_lifetime_delta for s in settings.servers}
 
 
 def _coverage(st: _ServerState) -> SourceCoverage:

@@ -8,6 +8,7 @@ configuration travels with its directory (the demo does).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -50,6 +51,9 @@ class ServerConfig(BaseModel):
     # For yearless formats: the year the files were last written (instead of their mtime).
     year: int | None = Field(None, ge=1970, le=2200)
     aliases: tuple[str, ...] = ()  # names/addresses other servers' relay= fields use for it
+    # Its maximal_queue_lifetime (Postfix time syntax, default unit days): when a deferred
+    # mail will be given up. The logs never say it.
+    queue_lifetime: str = Field("5d", pattern=r"^[0-9]{1,5}[smhdw]?$")
     # SSH (ignored when local)
     host: str | None = None
     port: int = Field(22, ge=1, le=65535)
@@ -89,6 +93,14 @@ class ServerConfig(BaseModel):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def queue_lifetime_delta(self) -> timedelta:
+        """`queue_lifetime` as a duration ("5d", "60s"; a bare number is days, as in Postfix)."""
+        unit = self.queue_lifetime[-1] if self.queue_lifetime[-1].isalpha() else "d"
+        number = int(self.queue_lifetime.rstrip("smhdw"))
+        seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
+        return timedelta(seconds=number * seconds)
 
     def names(self) -> set[str]:
         """Every name this server may appear under in another server's relay= field."""

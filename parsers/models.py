@@ -133,6 +133,7 @@ class Link(BaseModel):
     queue_id: str
     host: str | None = None  # configured server name; None when it is not ours
     relay: str | None = None  # the relay= text that named it
+    notice: str | None = None  # for BOUNCE: Postfix's words, e.g. "sender delay notification"
 
 
 class Recipient(BaseModel):
@@ -149,6 +150,7 @@ class Recipient(BaseModel):
     last_attempt: datetime | None = None
     explanation: str = ""
     action_by: str = ""  # who has to act: nobody / sender / recipient's admin / us
+    handed_to: str | None = None  # queue ID its delivery created ("queued as" / "forwarded as")
 
 
 class Message(BaseModel):

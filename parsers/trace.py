@@ -70,6 +70,7 @@ class _RecipientState:
     reason: str | None = None
     attempts: int = 0
     last_attempt: datetime | None = None
+    handed_to: str | None = None
     tentative: bool = False  # only a hold/discard line named it (the first recipient there)
 
 
@@ -147,6 +148,7 @@ def _on_delivery(b: _Builder, e: LogEvent, resolve: RelayResolver) -> None:
     state.dsn, state.relay, state.reason = e.dsn, e.relay, e.reason
     state.attempts += 1
     state.last_attempt = e.timestamp
+    state.handed_to = e.new_queue_id
     if e.new_queue_id and e.reason:
         if "forwarded as" in e.reason:
             b.links.append(Link(kind=LinkKind.FORWARDED, queue_id=e.new_queue_id, host=b.host))
@@ -210,7 +212,8 @@ def _on_delete(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
 
 def _on_notification(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
     if e.new_queue_id:
-        b.links.append(Link(kind=LinkKind.BOUNCE, queue_id=e.new_queue_id, host=b.host))
+        link = Link(kind=LinkKind.BOUNCE, queue_id=e.new_queue_id, host=b.host, notice=e.notice)
+        b.links.append(link)
         b.notes.append(f"{e.notice}: {e.new_queue_id}")
 
 
@@ -383,6 +386,7 @@ def _final_recipient(b: _Builder, state: _RecipientState) -> Recipient:
         last_attempt=state.last_attempt,
         explanation=explanation,
         action_by=action_by,
+        handed_to=state.handed_to,
     )
 
 

@@ -26,14 +26,16 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.render.view import AnswerView, MessageView
+from bot.render.story import Story
+from bot.render.view import AnswerView
 
 MAX_BLOCKS = 50  # Slack: blocks per message
 MAX_SECTION_CHARS = 3000  # Slack: characters per section text
 MAX_CONTEXT_CHARS = 2000  # per context element; Slack truncates longer ones
 MAX_MESSAGE_CHARS = 12_000  # our own budget per message: readable, far below Slack's caps
 MAX_FALLBACK_CHARS = 3000  # `text` fallback: a summary, the blocks carry the whole content
-ONE_REPLY_EACH_UP_TO = 20  # more messages than this share replies (chat.postMessage is ~1/s)
+ONE_REPLY_EACH_UP_TO = 20  # more mails than this share replies (chat.postMessage is ~1/s)
+PARENT_VERDICTS = 10  # mails listed in the parent: it must fit on one phone screen
 MAX_RESPONSES = 5  # Slack accepts five posts to one response_url
 SHOW_LINES_ACTION = "show_log_lines"
 INVITE_HINT = (
@@ -190,29 +192,32 @@ def render_progress(description: str, servers: Sequence[str], note: str) -> Slac
 
 
 def render_thread(view: AnswerView, lines_key: str | None = None) -> SlackThread:
-    """The whole answer: parent summary, then the detail of each message (or the diagnosis).
+    """The whole answer: a parent a phone shows in one screen (the tally and one line per mail,
+    at most ten), then one reply per mail with its story (or the diagnosis when nothing was
+    found).
 
-    `lines_key` names the answer's raw lines in the bot's cache; with it, every message gets a
+    `lines_key` names the answer's raw lines in the bot's cache; with it, every mail gets a
     "Show log lines" button whose value is `KEY:INDEX`.
     """
+    shown = view.verdicts[:PARENT_VERDICTS]
+    if len(view.verdicts) > len(shown):
+        shown.append(f"…and {len(view.verdicts) - len(shown)} more mails in the thread.")
     parent_blocks = sections(
-        view.verdicts or ["I found no log line for it; the thread says why."], title=view.headline
+        shown or ["I found no log line for it; the thread says why."], title=view.headline
     )
     parent_blocks += context(view.footer)
     pages = paginate(parent_blocks, label="Summary")
-    parent = SlackMessage(text=fallback([view.headline, *view.verdicts]), blocks=tuple(pages[0]))
+    parent = SlackMessage(text=fallback([view.headline, *shown]), blocks=tuple(pages[0]))
     replies = [
         SlackMessage(text=fallback([f"{view.headline} (summary, continued)"]), blocks=tuple(page))
         for page in pages[1:]
     ]
-    details = [
-        _message_pages(message, index, lines_key) for index, message in enumerate(view.messages)
-    ]
+    details = [_story_pages(story, index, lines_key) for index, story in enumerate(view.stories)]
     if len(details) <= ONE_REPLY_EACH_UP_TO:
         replies += [reply for pages_ in details for reply in pages_]
     else:
         replies += _grouped(details, view.headline)
-    if not view.messages:
+    if not view.stories:
         diagnosis = view.diagnosis or ["No likely reason stands out."]
         blocks = sections(diagnosis, title="Likely reasons") + sections(
             view.footer, title="What I searched"
@@ -254,28 +259,29 @@ def render_notice(text: str) -> SlackMessage:
     return SlackMessage(text=fallback([text]), blocks=tuple(sections([text])))
 
 
-def _message_pages(message: MessageView, index: int, lines_key: str | None) -> list[SlackMessage]:
-    blocks = sections(message.lines, title=message.title)
-    pages = paginate(blocks, label=message.title)
-    if lines_key is not None and message.raw:
+def _story_pages(story: Story, index: int, lines_key: str | None) -> list[SlackMessage]:
+    """One mail's reply: the verdict in bold first, the recipients, then the evidence small."""
+    blocks = sections(story.lines, title=story.verdict) + context(story.evidence)
+    pages = paginate(blocks, label=story.title)
+    if lines_key is not None and story.raw:
         button = show_lines_button(f"{lines_key}:{index}", index)
         if len(pages[-1]) < MAX_BLOCKS:
             pages[-1].append(button)
         else:
             pages.append([button])
-    text = fallback([message.title, message.verdict])
+    text = fallback([story.verdict])
     return [SlackMessage(text=text, blocks=tuple(page)) for page in pages]
 
 
 def _grouped(details: list[list[SlackMessage]], headline: str) -> list[SlackMessage]:
-    """Many messages: several per reply (a message too long for one reply keeps its parts)."""
+    """Many mails: several per reply (a mail too long for one reply keeps its parts)."""
     replies = _merge(
         SlackMessage(text=page.text.partition("\n")[0], blocks=page.blocks)
         for pages in details
         for page in pages
     )
     note = (
-        f"{len(details)} messages: their details are grouped several to a reply "
+        f"{len(details)} mails: their stories are grouped several to a reply "
         f"({len(replies)} replies)."
     )
     head = SlackMessage(text=fallback([headline, note]), blocks=tuple(context([note])))

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
 from bot.render.view import build_view
 from bot.result import SearchResult
 
 
-def render_text(result: SearchResult, zone: tzinfo, *, show_lines: bool = False) -> str:
-    """The whole answer as plain text for a terminal."""
-    view = build_view(result, zone)
+def render_text(
+    result: SearchResult, zone: tzinfo, *, show_lines: bool = False, now: datetime | None = None
+) -> str:
+    """The whole answer as plain text for a terminal: the summary, then one story per mail."""
+    view = build_view(result, zone, now)
     out = [view.headline]
-    if view.verdicts:
+    if view.verdicts and len(view.verdicts) > 1:
         out.append("")
         out.extend(view.verdicts)
-    for message in view.messages:
-        out.extend(["", f"── {message.title} " + "─" * max(4, 60 - len(message.title))])
-        out.extend(message.lines)
+    for story in view.stories:
+        out.extend(["", story.verdict])
+        out.extend(story.lines)
+        out.extend(f"   · {line}" for line in story.evidence)
         if show_lines:
             out.append("   log lines:")
-            out.extend(f"   | {line}" for line in message.raw)
+            out.extend(f"   | {line}" for line in story.raw)
     if view.diagnosis:
         out.extend(["", "Likely reasons:"])
         out.extend(view.diagnosis)

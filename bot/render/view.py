@@ -1,86 +1,40 @@
 """What an answer says, independent of where it is shown.
 
-Strategy: turn a SearchResult into plain-language lines once — a headline, one verdict line per
-message, and one detail section per message (the thread reply in Slack) — so the terminal and
-Slack show the same content. Times are shown in the asker's zone. No markup here: renderers
-escape and decorate.
+Strategy: turn a SearchResult into plain-language lines once — a headline with the tally, one
+verdict line per mail (journey), and one story per mail (the thread reply in Slack; see
+`story`) — so the terminal and Slack show the same content. Times are shown in the asker's
+zone. No markup here: renderers escape and decorate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 
+from bot.render.story import Story, short_when, tally, tell
 from bot.result import SearchResult
-from parsers.dsn import describe_dsn
-from parsers.models import LinkKind, Message, Status
-
-EMOJI: dict[Status, str] = {
-    Status.SENT: "✅",
-    Status.BOUNCED: "❌",
-    Status.DEFERRED: "⏳",
-    Status.EXPIRED: "⌛",
-    Status.REJECTED: "🚫",
-    Status.DISCARDED: "🗑️",
-    Status.HELD: "⏸️",
-    Status.DELETED: "✂️",
-    Status.UNKNOWN: "❓",
-}
-_LINK_WORDS = {
-    LinkKind.NEXT_HOP: "continues",
-    LinkKind.FORWARDED: "forwarded as",
-    LinkKind.BOUNCE: "bounce notice",
-    LinkKind.REINJECTED: "after the content filter",
-    LinkKind.PREVIOUS_HOP: "came from",
-}
-
-
-@dataclass
-class MessageView:
-    verdict: str  # one line for the parent message
-    title: str
-    lines: list[str] = field(default_factory=list)  # the detail section
-    raw: tuple[str, ...] = ()
 
 
 @dataclass
 class AnswerView:
     headline: str
-    verdicts: list[str]
-    messages: list[MessageView]
+    verdicts: list[str]  # one line per mail, in order
+    stories: list[Story]  # one per mail: the thread reply
     footer: list[str]  # what was searched, failures, notes
     diagnosis: list[str]
 
 
-def when(moment: datetime | None, zone: tzinfo) -> str:
-    if moment is None:
-        return "?"
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def short_when(moment: datetime | None, zone: tzinfo) -> str:
-    if moment is None:
-        return "?"
-    return moment.astimezone(zone).strftime("%b %d %H:%M")
-
-
-def who(address: str | None) -> str:
-    if address is None:
-        return "?"
-    return address or "<> (a bounce)"
-
-
-def build_view(result: SearchResult, zone: tzinfo) -> AnswerView:
-    """Everything an answer shows, as plain lines."""
-    count = len(result.messages)
+def build_view(result: SearchResult, zone: tzinfo, now: datetime | None = None) -> AnswerView:
+    """Everything an answer shows, as plain lines; `now` is for "how long ago"."""
+    now = now or datetime.now(UTC)
     servers = len(result.searched)
-    noun = "message" if count == 1 else "messages"
+    stories = [tell(j, result.messages, zone, now) for j in result.journeys]
     headline = (
-        f"{result.query.describe()}: {count} {noun}"
-        if count
+        f"{result.query.describe()} — {tally(result.journeys)}"
+        if result.journeys
         else f"{result.query.describe()}: nothing found"
     )
-    verdicts = [verdict_line(m, zone) for m in result.messages]
+    verdicts = [story.verdict for story in stories]
     footer = [
         f"Searched {servers} server{'s' if servers != 1 else ''} in {result.duration_s:.2f} s."
     ]
@@ -102,57 +56,7 @@ def build_view(result: SearchResult, zone: tzinfo) -> AnswerView:
     return AnswerView(
         headline=headline,
         verdicts=verdicts,
-        messages=[message_view(m, zone) for m in result.messages],
+        stories=stories,
         footer=footer,
         diagnosis=diagnosis,
-    )
-
-
-def verdict_line(m: Message, zone: tzinfo) -> str:
-    """'✅ sent — sender2@example.net → recipient2@example.org (mx1, May 13 10:00)'"""
-    rcpts = ", ".join(r.address for r in m.recipients[:3])
-    if len(m.recipients) > 3:
-        rcpts += f" and {len(m.recipients) - 3} more"
-    where = f"{m.host}, {short_when(m.first_seen, zone)}"
-    counts = "" if len({r.status for r in m.recipients}) <= 1 else f" ({m.summary})"
-    if m.queue_id is None and m.recipients and m.recipients[0].attempts > 1:
-        counts += f" ×{m.recipients[0].attempts}"
-    return (
-        f"{EMOJI[m.status]} {m.status.value}{counts} — {who(m.sender)} → {rcpts or '?'} ({where})"
-    )
-
-
-def message_view(m: Message, zone: tzinfo) -> MessageView:
-    qid = m.queue_id or "NOQUEUE (refused before queueing)"
-    lines = [f"{EMOJI[m.status]} {m.status.value.upper()} — {m.summary}"]
-    lines.append(f"From: {who(m.sender)}" + (f" via {m.client}" if m.client else ""))
-    if m.message_id is not None:
-        lines.append(f"Message-ID: <{m.message_id}>")
-    lines.append(f"Seen: {when(m.first_seen, zone)} → {when(m.last_seen, zone)}")
-    if m.started_before_logs:
-        lines.append("Its first lines lie before the searched logs (it was queued earlier).")
-    for r in m.recipients:
-        to = r.address + (f" (sent to {r.orig_to})" if r.orig_to else "")
-        lines.append(f"{EMOJI[r.status]} {to}: {r.status.value}")
-        lines.append(f"   {r.explanation}")
-        if r.reason:
-            lines.append(f"   Server said: “{r.reason}”")
-        meaning = describe_dsn(r.dsn)
-        if r.dsn and r.status is Status.SENT and meaning:
-            lines.append(f"   DSN {r.dsn}: {meaning}")
-        if r.relay and r.status is not Status.SENT:
-            lines.append(f"   Relay: {r.relay}")
-        if r.attempts > 1:
-            what = "refusals" if r.status is Status.REJECTED else "delivery attempts"
-            lines.append(f"   {r.attempts} {what}, last at {when(r.last_attempt, zone)}")
-        lines.append(f"   Who acts: {r.action_by}")
-    for link in m.links:
-        where = link.host or (link.relay or "outside our servers")
-        lines.append(f"↪ {_LINK_WORDS[link.kind]} {link.queue_id} on {where}")
-    lines.extend(f"• {note}" for note in m.notes)
-    return MessageView(
-        verdict=verdict_line(m, zone),
-        title=f"{m.host} {qid}",
-        lines=lines,
-        raw=m.lines,
     )

@@ -43,7 +43,7 @@ from bot.render.slack import (
     render_thread,
     unescape,
 )
-from bot.render.view import build_view
+from bot.render.view import AnswerView, build_view
 from bot.result import SearchResult
 from bot.search import choose_servers, run_search
 from bot.settings import Settings, SlackConfig
@@ -287,7 +287,7 @@ class MailtraceBot:
             async with self.running.slot():
                 result = await self._search(query, sources, names, delivery)
             view = build_view(result, zone)
-            key = self._keep_lines(result, delivery)
+            key = self._keep_lines(view, delivery)
             await delivery.finish(render_thread(view, key))
             outcome = Outcome.ANSWERED if result.messages else Outcome.NOTHING_FOUND
         except asyncio.CancelledError:
@@ -350,16 +350,14 @@ class MailtraceBot:
                 task.cancel()
                 await asyncio.wait({task}, timeout=SEARCH_STOP_WAIT_S)
 
-    def _keep_lines(self, result: SearchResult, delivery: Delivery) -> str | None:
-        if not result.messages:
+    def _keep_lines(self, view: AnswerView, delivery: Delivery) -> str | None:
+        if not view.stories:
             return None
         return self.raw_lines.put(
             AnswerLines(
                 channel=delivery.channel,
                 thread_ts=delivery.parent_ts if delivery.mode == "thread" else None,
-                messages=tuple(
-                    (f"{m.host} {m.queue_id or 'NOQUEUE'}", tuple(m.lines)) for m in result.messages
-                ),
+                messages=tuple((story.title, story.raw) for story in view.stories),
             )
         )
 

@@ -1,0 +1,447 @@
+"""Messages -> journeys: one per mail as the sender sent it, each recipient at the end of its road.
+
+Strategy: the trace gives one `Message` per (server, queue ID life), linked where the logs say
+so. A person asks about the mail, not about queue files, so the messages are joined into
+journeys with a union-find over those links: a delivery "queued as" on the next configured
+server, a "forwarded as" copy, a content filter's re-injected copy (orig_queue_id), and the same
+Message-ID and sender on another server when no link was logged. Notifications a mail caused
+(bounce, delay, success notices) belong to its journey as notices, not as mails. A next hop's
+pre-queue refusal (NOQUEUE) of the same sender and recipient, while the previous hop was trying
+to deliver, is evidence of that journey.
+
+Each recipient the sender addressed is then followed from the first server along the per-
+recipient hand-over ("queued as" / "forwarded as" in its own delivery line) to its last state:
+that is its outcome, with where it ended, why, when and who acts. The journey's verdict is read
+from the outcomes as the asker would: delivered, partly delivered, or the worst failure.
+
+Pure: no I/O, no clock. Queue lifetimes come from configuration (the logs never say them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from itertools import pairwise
+
+from pydantic import BaseModel, ConfigDict
+
+from parsers.explain import explain_status
+from parsers.models import STATUS_SEVERITY, LinkKind, Message, Recipient, Status
+
+DEFAULT_QUEUE_LIFETIME = timedelta(days=5)  # Postfix's maximal_queue_lifetime default
+# How far apart in time a next hop's refusal may lie from the previous hop's message lines
+# and still be its answer (clocks of two servers drift a little).
+_REFUSAL_SLACK = timedelta(seconds=120)
+_MAILBOX_RELAYS = ("local", "virtual", "maildrop", "dovecot", "lmtp", "pipe")
+
+
+class Verdict(StrEnum):
+    """What happened to the mail, from the asker's side."""
+
+    DELIVERED = "delivered"  # every recipient
+    PARTLY_DELIVERED = "partly_delivered"  # some recipients; the others failed or wait
+    BOUNCED = "bounced"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    DEFERRED = "deferred"
+    HELD = "held"
+    DELETED = "deleted"
+    DISCARDED = "discarded"
+    UNKNOWN = "unknown"
+
+
+class NoticeKind(StrEnum):
+    BOUNCE = "bounce"  # sender non-delivery notification
+    DELAY = "delay"  # sender delay notification
+    SUCCESS = "success"  # sender delivery status notification (DSN success, NOTIFY=SUCCESS)
+    OTHER = "other"  # postmaster copies and anything else
+
+
+class MessageRef(BaseModel):
+    """Points at one entry of the answer's `messages` (the per-server evidence)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str
+    queue_id: str | None  # None: a refusal before queueing
+    index: int  # position in the list the journeys were built from (the answer's messages)
+
+
+class Notice(BaseModel):
+    """A notification the mail caused, and whether it reached the sender."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: NoticeKind
+    host: str
+    queue_id: str
+    index: int  # position in the answer's messages
+    status: Status  # of the notice's own delivery
+    to: str | None = None  # who it was sent to (normally the sender)
+    at: datetime | None = None
+
+
+class Outcome(BaseModel):
+    """One recipient at the end of its road."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    orig_to: str | None = None  # the address the sender used, when an alias changed it
+    status: Status
+    host: str  # the server whose logs hold the last state
+    queue_id: str | None  # the queue ID there (None: refused before queueing)
+    road: tuple[str, ...] = ()  # e.g. ("mx-a", "mx-b", "mailbox")
+    relay: str | None = None
+    refused_by: str | None = None  # one of our servers refused it during SMTP
+    temporary: bool = False  # a 4xx refusal: the sending side keeps it and retries
+    dsn: str | None = None
+    reason: str | None = None  # the remote server's (or Postfix's) own words
+    explanation: str = ""
+    action_by: str = ""
+    attempts: int = 0
+    at: datetime | None = None  # when the last state was logged
+    queued_at: datetime | None = None  # when the mail entered the first server
+    deferred_since: datetime | None = None  # queued since, while not final
+    gives_up_at: datetime | None = None  # arrival + queue lifetime, while deferred
+
+
+class Journey(BaseModel):
+    """One mail as the sender sent it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    verdict: Verdict
+    sender: str | None
+    message_id: str | None = None
+    client: str | None = None
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    started_before_logs: bool = False
+    recipients: tuple[Outcome, ...] = ()
+    messages: tuple[MessageRef, ...] = ()
+    notices: tuple[Notice, ...] = ()
+
+    @property
+    def is_notice(self) -> bool:
+        """A bounce or other notification whose mail is not in the answer."""
+        return self.sender == ""
+
+
+def build_journeys(
+    messages: Sequence[Message],
+    lifetimes: Mapping[str, timedelta] | None = None,
+) -> list[Journey]:
+    """Join messages into journeys, ordered by first line; every message lands in exactly one."""
+    return _Joiner(messages, lifetimes or {}).journeys()
+
+
+def notice_kind(words: str | None) -> NoticeKind:
+    """'sender delay notification' -> DELAY, and so on."""
+    text = (words or "").lower()
+    if "non-delivery" in text:
+        return NoticeKind.BOUNCE
+    if "delay" in text:
+        return NoticeKind.DELAY
+    if "delivery status" in text and text.startswith("sender"):
+        return NoticeKind.SUCCESS
+    return NoticeKind.OTHER
+
+
+class _Joiner:
+    def __init__(self, messages: Sequence[Message], lifetimes: Mapping[str, timedelta]) -> None:
+        self.m = list(messages)
+        self.lifetimes = lifetimes
+        self.parent = list(range(len(self.m)))
+        self.children: dict[int, list[int]] = {}  # downstream hand-overs, explicit links
+        self.implicit: dict[int, list[int]] = {}  # downstream by Message-ID only
+        self.incoming: set[int] = set()
+        self.notice_of: dict[int, tuple[int, NoticeKind]] = {}
+        self.refusals: dict[int, list[int]] = {}  # message -> joined NOQUEUE entries
+        self.index = {(x.host, x.queue_id): i for i, x in enumerate(self.m) if x.queue_id}
+
+    # -- union-find ----------------------------------------------------------------------
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def edge(self, up: int, down: int, table: dict[int, list[int]]) -> None:
+        if up == down or down in table.get(up, []):
+            return
+        table.setdefault(up, []).append(down)
+        self.incoming.add(down)
+        self.union(up, down)
+
+    # -- joining -------------------------------------------------------------------------
+    def journeys(self) -> list[Journey]:
+        self.join_links()
+        self.join_message_ids()
+        self.join_refusals()
+        groups: dict[int, list[int]] = {}
+        for i in range(len(self.m)):
+            if i in self.notice_of and self.find(self.notice_of[i][0]) != self.find(i):
+                continue  # told as a notice of the mail that caused it
+            groups.setdefault(self.find(i), []).append(i)
+        notices: dict[int, list[int]] = {}
+        for i, (cause, _) in self.notice_of.items():
+            notices.setdefault(self.find(cause), []).append(i)
+        built = [self.journey(members, notices.get(root, [])) for root, members in groups.items()]
+        return sorted(built, key=_journey_order)
+
+    def join_links(self) -> None:
+        for i, msg in enumerate(self.m):
+            for link in msg.links:
+                j = self.index.get((link.host, link.queue_id)) if link.host else None
+                if j is None:
+                    continue
+                if link.kind is LinkKind.BOUNCE:
+                    self.notice_of.setdefault(j, (i, notice_kind(link.notice)))
+                elif link.kind is LinkKind.PREVIOUS_HOP:
+                    self.edge(j, i, self.children)
+                else:  # next hop, forwarded copy, re-injected copy
+                    self.edge(i, j, self.children)
+
+    def join_message_ids(self) -> None:
+        """The same mail on another server, when no hand-over was logged (or it fell outside
+        the searched logs): same Message-ID and sender, on different servers."""
+        by_id: dict[tuple[str, str | None], list[int]] = {}
+        for i, msg in enumerate(self.m):
+            if msg.message_id and msg.queue_id and msg.sender and i not in self.notice_of:
+                by_id.setdefault((msg.message_id, msg.sender), []).append(i)
+        for members in by_id.values():
+            members.sort(key=lambda k: _stamp(self.m[k].first_seen))
+            for up, down in pairwise(members):
+                if self.m[up].host == self.m[down].host or self.find(up) == self.find(down):
+                    continue
+                if down in self.incoming:
+                    self.union(up, down)
+                else:
+                    self.edge(up, down, self.implicit)
+
+    def join_refusals(self) -> None:
+        """A next hop's NOQUEUE refusal belongs to the mail another server was delivering to the
+        same recipient from the same sender at that time."""
+        for k, refusal in enumerate(self.m):
+            if refusal.queue_id is not None or not refusal.recipients:
+                continue
+            best: tuple[float, int] | None = None
+            for i, msg in enumerate(self.m):
+                if msg.queue_id is None or msg.host == refusal.host:
+                    continue
+                if msg.sender != refusal.sender or not _overlaps(msg, refusal):
+                    continue
+                if not any(_answered_by(r, refusal) for r in msg.recipients):
+                    continue
+                gap = abs(_stamp(msg.first_seen) - _stamp(refusal.first_seen))
+                if best is None or gap < best[0]:
+                    best = (gap, i)
+            if best is not None:
+                self.refusals.setdefault(best[1], []).append(k)
+                self.union(best[1], k)
+
+    # -- one journey -------------------------------------------------------------------------
+    def journey(self, members: list[int], notice_ids: list[int]) -> Journey:
+        members.sort(key=lambda k: (_stamp(self.m[k].first_seen), k))
+        queued = [k for k in members if self.m[k].queue_id is not None]
+        roots = [k for k in queued if k not in self.incoming] or queued or members
+        outcomes: dict[str, Outcome] = {}
+        for root in roots:
+            for r in self.m[root].recipients:
+                for outcome in self.follow(root, r, (), root, set()):
+                    asked = r.orig_to or r.address
+                    if outcome.address != asked and outcome.orig_to != asked:
+                        outcome = outcome.model_copy(update={"orig_to": asked})
+                    seen = outcomes.get(outcome.address)
+                    if seen is None or _stamp(outcome.at) >= _stamp(seen.at):
+                        outcomes[outcome.address] = outcome
+        first = self.m[roots[0]]
+        stamps = [s for k in members for s in (self.m[k].first_seen, self.m[k].last_seen) if s]
+        recipients = tuple(outcomes.values())
+        return Journey(
+            verdict=_verdict(recipients, first),
+            sender=first.sender,
+            message_id=next((self.m[k].message_id for k in roots if self.m[k].message_id), None),
+            client=first.client,
+            first_seen=min(stamps) if stamps else None,
+            last_seen=max(stamps) if stamps else None,
+            started_before_logs=first.started_before_logs,
+            recipients=recipients,
+            messages=tuple(
+                MessageRef(host=self.m[k].host, queue_id=self.m[k].queue_id, index=k)
+                for k in members
+            ),
+            notices=tuple(self.notice(k) for k in sorted(notice_ids, key=self._first)),
+        )
+
+    def _first(self, k: int) -> float:
+        return _stamp(self.m[k].first_seen)
+
+    def notice(self, k: int) -> Notice:
+        msg = self.m[k]
+        return Notice(
+            kind=self.notice_of[k][1],
+            host=msg.host,
+            queue_id=msg.queue_id or "",
+            index=k,
+            status=msg.status,
+            to=msg.recipients[0].address if msg.recipients else None,
+            at=msg.first_seen,
+        )
+
+    def follow(
+        self, i: int, r: Recipient, road: tuple[str, ...], root: int, seen: set[int]
+    ) -> list[Outcome]:
+        """The outcomes recipient `r` of message `i` leads to (several after an alias)."""
+        msg = self.m[i]
+        road = (*road, msg.host) if not road or road[-1] != msg.host else road
+        seen = seen | {i}
+        if r.status is Status.SENT:
+            nexts = [j for j in self.children.get(i, []) if self.m[j].queue_id == r.handed_to]
+            if not nexts:
+                nexts = [
+                    j
+                    for j in self.implicit.get(i, [])
+                    if any(_continues(x, r) for x in self.m[j].recipients)
+                ]
+            out: list[Outcome] = []
+            for j in nexts:
+                if j in seen:
+                    continue
+                step = road
+                if self.m[j].host == msg.host and _is_filter(r):
+                    step = (*road, "content filter")
+                for x in self._continued(j, r):
+                    out.extend(self.follow(j, x, step, root, seen))
+            if out:
+                return out
+        return [self.outcome(i, r, road, root)]
+
+    def _continued(self, j: int, r: Recipient) -> list[Recipient]:
+        """The recipients of message `j` that carry on recipient `r` (the same address, or
+        addresses an alias on that server expanded it to); all of them when `r` alone was
+        handed to `j` and none matches (a rewrite we cannot see)."""
+        matching = [x for x in self.m[j].recipients if _continues(x, r)]
+        return matching or list(self.m[j].recipients)
+
+    def outcome(self, i: int, r: Recipient, road: tuple[str, ...], root: int) -> Outcome:
+        msg = self.m[i]
+        status, explanation, action_by = r.status, r.explanation, r.action_by
+        refusal = self.refusal_for(i, r)
+        refused_by = refusal.host if refusal is not None else None
+        temporary = False
+        if msg.queue_id is None and status is Status.REJECTED and _is_temporary(r.dsn):
+            status, temporary = Status.DEFERRED, True
+            explanation = (
+                "Refused for now during the SMTP session (a 4xx answer): the sending server "
+                "keeps the mail and should try again."
+            )
+            action_by = "nobody yet: the sending server retries; us (the mail team) if it persists"
+        elif refused_by is not None and status is Status.BOUNCED:
+            # Our own next hop refused it: the same "who acts" as that refusal on its own.
+            action_by = explain_status(Status.REJECTED, r.dsn, None)[1]
+        end = _end_of_road(r)
+        full_road = road if end is None or status is not Status.SENT else (*road, end)
+        if refused_by is not None and refused_by not in full_road:
+            full_road = (*full_road, refused_by)
+        since = self.m[root].first_seen
+        waiting = status in (Status.DEFERRED, Status.UNKNOWN, Status.HELD)
+        lifetime = self.lifetimes.get(self.m[root].host, DEFAULT_QUEUE_LIFETIME)
+        return Outcome(
+            address=r.address,
+            orig_to=r.orig_to,
+            status=status,
+            host=msg.host,
+            queue_id=msg.queue_id,
+            road=full_road,
+            relay=r.relay,
+            refused_by=refused_by,
+            temporary=temporary,
+            dsn=r.dsn,
+            reason=r.reason,
+            explanation=explanation,
+            action_by=action_by,
+            attempts=r.attempts,
+            at=r.last_attempt or msg.last_seen,
+            queued_at=since,
+            deferred_since=since if waiting else None,
+            gives_up_at=since + lifetime
+            if since is not None and status is Status.DEFERRED and not temporary
+            else None,
+        )
+
+    def refusal_for(self, i: int, r: Recipient) -> Message | None:
+        for k in self.refusals.get(i, []):
+            refusal = self.m[k]
+            if _answered_by(r, refusal) and refusal.recipients[0].dsn == r.dsn:
+                return refusal
+        return None
+
+
+def _answered_by(r: Recipient, refusal: Message) -> bool:
+    """Could this refusal be the answer `r`'s delivery attempt got? Same address, and `r` went
+    out over SMTP and failed at least once (or its final state is that failure)."""
+    if not any(x.address in (r.address, r.orig_to) for x in refusal.recipients):
+        return False
+    went_out = r.relay is not None and "[" in r.relay
+    return went_out and (r.attempts > 1 or r.status is not Status.SENT)
+
+
+def _overlaps(msg: Message, refusal: Message) -> bool:
+    if msg.first_seen is None or refusal.first_seen is None:
+        return False
+    start = msg.first_seen - _REFUSAL_SLACK
+    end = (msg.last_seen or msg.first_seen) + _REFUSAL_SLACK
+    return start <= refusal.first_seen <= end
+
+
+def _continues(x: Recipient, r: Recipient) -> bool:
+    return r.address in (x.address, x.orig_to) or (r.orig_to is not None and r.orig_to == x.orig_to)
+
+
+def _is_filter(r: Recipient) -> bool:
+    relay = (r.relay or "").lower()
+    return relay.startswith(("127.", "localhost", "[127.", "::1", "[::1]"))
+
+
+def _is_temporary(dsn: str | None) -> bool:
+    return bool(dsn) and str(dsn).startswith("4")
+
+
+def _end_of_road(r: Recipient) -> str | None:
+    """Where a delivered recipient ended beyond the last server: its mailbox, or the outside
+    server it was handed to."""
+    relay = r.relay or ""
+    if relay.split("[", 1)[0] in _MAILBOX_RELAYS or relay.startswith(_MAILBOX_RELAYS):
+        return "mailbox"
+    if r.handed_to is not None and "forwarded as" in (r.reason or ""):
+        return None
+    return relay.split("[", 1)[0] or None
+
+
+def _verdict(recipients: tuple[Outcome, ...], first: Message) -> Verdict:
+    if not recipients:
+        return Verdict.DELIVERED if first.status is Status.SENT else Verdict(first.status.value)
+    delivered = sum(o.status is Status.SENT for o in recipients)
+    if delivered == len(recipients):
+        return Verdict.DELIVERED
+    if delivered:
+        return Verdict.PARTLY_DELIVERED
+    present = {o.status for o in recipients}
+    worst = next(s for s in STATUS_SEVERITY if s in present)
+    return Verdict(worst.value)
+
+
+def _stamp(moment: datetime | None) -> float:
+    return moment.timestamp() if moment is not None else float("-inf")
+
+
+def _journey_order(j: Journey) -> tuple[float, str]:
+    return _stamp(j.first_seen), j.messages[0].host if j.messages else ""
