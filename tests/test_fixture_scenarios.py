@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from bot.cli import main
+from tests.journeys import expected_ends
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "postfix"
 DOC = yaml.safe_load((FIXTURES / "scenarios.yaml").read_text(encoding="utf-8"))
@@ -154,6 +155,48 @@ def test_scenario_queue_ids_and_links(
         dst_id = dst_words[-1]
         dst = None if dst_words[0].startswith("(") else HOSTS[dst_words[0]][0]
         assert (HOSTS[src_host][0], src_id, kinds[link["kind"]], dst, dst_id) in links, link
+
+
+@pytest.mark.parametrize("scenario", DOC["scenarios"], ids=[s["name"] for s in DOC["scenarios"]])
+def test_scenario_is_one_mail_with_each_recipients_end_of_road(
+    scenario: dict[str, Any], config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asked for a scenario's sender, the JSON holds one journey: every recipient at the end of
+    its road (status and server), with the bounce and delay notices it caused as notices and
+    every one of its queue IDs referenced as evidence."""
+    # The syslog capture is one server written in two formats: ask one of them.
+    hosts = CAPTURE_HOSTS[scenario["capture"]][: 1 if scenario["capture"] == "syslog" else None]
+    doc = _trace(config, capsys, scenario["sender"], "on", ",".join(HOSTS[h][0] for h in hosts))
+    [journey] = doc["journeys"]
+    mine = {**scenario, "recipients": [r for r in scenario["recipients"] if r["host"] in hosts]}
+    ends = {
+        address: (status, HOSTS[host][0]) for address, (status, host) in expected_ends(mine).items()
+    }
+    got = {r["address"]: (r["status"], r["host"]) for r in journey["recipients"]}
+    if not got:  # accepted, and no line names a recipient before the logs end
+        assert set(ends.values()) == {("unknown", HOSTS[hosts[0]][0])}
+        assert journey["verdict"] == "unknown"
+        return
+    assert got == ends
+    statuses = {status for status, _ in ends.values()}
+    if statuses == {"sent"}:
+        assert journey["verdict"] == "delivered"
+    elif "sent" in statuses:
+        assert journey["verdict"] == "partly_delivered"
+    else:
+        assert journey["verdict"] != "delivered"
+    referenced = {(m["host"], m["queue_id"]) for m in journey["messages"]}
+    noticed = {(n["host"], n["queue_id"]) for n in journey["notices"]}
+    for link in scenario.get("links") or []:
+        src_host, src_id = link["from"].split()
+        if src_host not in hosts:
+            continue
+        assert (HOSTS[src_host][0], src_id) in referenced
+        dst_host, dst_id = link["to"].split()[0], link["to"].split()[-1]
+        if dst_host.startswith("("):
+            continue  # handed outside the searched logs
+        where = noticed if link["kind"] in ("bounce", "delay-notice") else referenced
+        assert (HOSTS[dst_host][0], dst_id) in where, link
 
 
 def test_new_year_years(config: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,6 +20,7 @@ import yaml
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.render.story import STATUS_EMOJI, TALLY_WORDS, VERDICT_EMOJI
 from bot.settings import ServerConfig, Settings, SlackConfig
 from bot.slack.app import build_app, build_client
 from bot.slack.audit import AuditEntry, AuditLog, Outcome
@@ -29,6 +30,8 @@ from bot.sources.factory import build_sources
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from bot.sources.ssh import SSHPool
+from parsers.journey import Verdict
+from parsers.models import Status
 from tests.fakeslack import (
     Call,
     FakeSlack,
@@ -36,6 +39,7 @@ from tests.fakeslack import (
     signed_slash_command_request,
     slash_command_payload,
 )
+from tests.journeys import expected_ends
 from tests.sshd import SshCluster, free_port
 from tests.test_slack_render import maillog
 
@@ -900,36 +904,39 @@ def two_host_settings() -> Settings:
 
 
 @pytest.mark.parametrize("scenario", two_host_scenarios())
-async def test_thread_shows_each_recipients_status_from_real_postfix_logs(
+async def test_thread_tells_each_captured_mail_as_one_journey(
     make_bot: BotFactory, scenario: dict[str, Any]
 ) -> None:
-    """Asking for a captured scenario's sender gives a parent with one verdict per message and
-    one reply per message in which every recipient has the status Postfix's log proves."""
+    """Asking for a captured scenario's sender gives a parent with the tally and one verdict
+    line, and one reply for the mail whose first line is that verdict and in which every
+    recipient carries the icon of the end of its road (a 4xx "for now" never looks like a 5xx)."""
     bot = await make_bot(two_host_settings())
     await bot.command(scenario["sender"])
     [entry] = await bot.audit.wait(1)
     assert entry.outcome is Outcome.ANSWERED
+    assert entry.counts["mails"] == 1
     parent, replies = bot.thread()
-    details = [text_of(r) for r in replies]
-    assert len(details) == entry.counts["messages"]  # one reply per message
-    verdicts = [line for line in text_of(parent).splitlines() if " — " in line]
-    assert len(verdicts) == entry.counts["messages"]
-    for rcpt in scenario["recipients"]:
-        on_host = [d for d in details if d.startswith(f"*{rcpt['host']} ")]
-        lines = [line for d in on_host for line in d.splitlines()]
-        if rcpt["status"] == "unknown" and not any(rcpt["address"] in d for d in on_host):
-            # no line names the recipient before the log ends: the message itself is unknown
-            assert any("UNKNOWN" in d for d in on_host), on_host
-            continue
-        found = [
-            line
-            for line in lines
-            if f" {rcpt['address']}" in line and line.endswith(f": {rcpt['status']}")
-        ]
-        assert found, (
-            f"{rcpt['address']} on {rcpt['host']} should be {rcpt['status']}; thread says:\n"
-            + "\n".join(line for line in lines if rcpt["address"] in line)
-        )
+    [reply] = [text_of(r) for r in replies]
+    head, *rest = text_of(parent).splitlines()
+    [kind] = [v for v in Verdict if entry.counts.get(v.value)]  # the audit counts verdicts
+    assert head.startswith(f"*{scenario['sender']}")
+    assert head.endswith(f" — 1 mail: {TALLY_WORDS[kind]}*")
+    [verdict] = [line for line in rest if line.startswith(tuple(VERDICT_EMOJI.values()))]
+    assert reply.splitlines()[0] == f"*{verdict}*"  # the reply opens with the verdict
+    ends = expected_ends(scenario)
+    lines = reply.splitlines()
+    if all(status == "unknown" for status, _ in ends.values()) and "No recipient" in reply:
+        assert verdict.startswith(VERDICT_EMOJI[Verdict.UNKNOWN])
+        return
+    for address, (status, _host) in ends.items():
+        icon = STATUS_EMOJI[Status(status)]
+        assert any(line.startswith(f"{icon} {address}") for line in lines), (address, reply)
+    statuses = {status for status, _ in ends.values()}
+    if statuses == {"sent"}:
+        assert verdict.startswith(VERDICT_EMOJI[Verdict.DELIVERED])
+    elif "sent" in statuses:
+        assert verdict.startswith(VERDICT_EMOJI[Verdict.PARTLY_DELIVERED])
+        assert f"Delivered to {sum(s == 'sent' for s in statuses)}" in verdict
 
 
 # ---------------------------------------------------------------------- real sshd behind

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from bot.result import SearchResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: journeys[]; every time written with an offset (+00:00, never Z)
 
 
 def result_document(result: SearchResult) -> dict[str, Any]:
     """The JSON document as Python data (stable field names, ISO 8601 times with offsets)."""
-    data = result.model_dump(mode="json")
+    data = _times_with_offsets(result.model_dump(mode="python"))
     searched = []
     for coverage in result.searched:
         first, last = coverage.span
@@ -34,6 +35,7 @@ def result_document(result: SearchResult) -> dict[str, Any]:
             "servers": list(result.query.servers),
         },
         "window": {"start": data["window_start"], "end": data["window_end"]},
+        "journeys": data["journeys"],
         "messages": data["messages"],
         "searched": searched,
         "failures": data["failures"],
@@ -42,6 +44,17 @@ def result_document(result: SearchResult) -> dict[str, Any]:
         "other_days": data["other_days"],
         "duration_s": data["duration_s"],
     }
+
+
+def _times_with_offsets(value: Any) -> Any:
+    """Python data -> JSON data, every datetime as ISO 8601 with its offset (one format)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {key: _times_with_offsets(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_times_with_offsets(item) for item in value]
+    return value
 
 
 def render_json(result: SearchResult) -> str:

@@ -498,9 +498,13 @@ class MailtraceBot:
         counts: dict[str, int] = {}
         if result is not None:
             servers = tuple(c.server for c in result.searched)
-            counts = {"messages": len(result.messages), "failures": len(result.failures)}
-            for message in result.messages:
-                counts[message.status.value] = counts.get(message.status.value, 0) + 1
+            counts = {
+                "mails": len(result.journeys),
+                "messages": len(result.messages),
+                "failures": len(result.failures),
+            }
+            for journey in result.journeys:  # per verdict: delivered, bounced, ...
+                counts[journey.verdict.value] = counts.get(journey.verdict.value, 0) + 1
         duration = round(self.monotonic() - started, 3)
         self.audit.record(
             AuditEntry(
