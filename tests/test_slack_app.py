@@ -340,20 +340,20 @@ async def test_signed_command_is_acked_at_once_and_answered_in_a_thread(
     assert body["response_type"] == "ephemeral"
     parent, replies = bot.thread()
     summary = text_of(parent)
-    assert "sender2@example.net on 2024-05-13: 1 message" in summary
+    assert "sender2@example.net on 2024-05-13 — 1 mail: delivered" in summary
     # 10:00:11 UTC shown in the asker's Slack zone (the fake's default: America/Los_Angeles)
-    assert "✅ sent — sender2@example.net → recipient2@example.org (mx1, May 13 03:00)" in summary
+    assert "✅ Delivered · sender2@example.net → recipient2@example.org · May 13 03:00" in summary
     assert parent["text"]  # a plain-text fallback always comes with the blocks
     [reply] = replies
     detail = text_of(reply)
-    assert detail.startswith("*mx1 BCDEFGHIJKL*")
-    assert "✅ recipient2@example.org: sent" in detail
-    assert "DSN 2.0.0" in detail
+    assert detail.startswith("*✅ Delivered · sender2@example.net → recipient2@example.org")
+    assert "✅ recipient2@example.org — delivered to the mailbox on mx1" in detail
+    assert "Queue IDs: mx1 BCDEFGHIJKL" in detail  # the evidence, small, after the story
     assert "Message-ID: &lt;20240513100011.1234@example.net&gt;" in detail
     assert buttons(reply)
     assert bot.fake.last_call("users.info").params["user"] == USER
     assert entry.outcome is Outcome.ANSWERED
-    assert entry.counts == {"messages": 1, "failures": 0, "sent": 1}
+    assert entry.counts == {"mails": 1, "messages": 1, "failures": 0, "delivered": 1}
     [line] = bot.audit.lines()
     assert line["user"] == USER
     assert line["channel"] == CHANNEL
@@ -387,7 +387,7 @@ async def test_ack_comes_before_the_search_completes(make_bot: BotFactory) -> No
     [entry] = await bot.audit.wait(1)
     assert entry.outcome is Outcome.ANSWERED
     parent, replies = bot.thread()
-    assert "✅ sent" in text_of(parent)
+    assert "✅ Delivered" in text_of(parent)
     assert len(replies) == 1
 
 
@@ -454,7 +454,9 @@ async def test_socket_mode_envelope_is_acked_and_answered(
     assert fake.last_call("apps.connections.open").token == APP_TOKEN
     replies = [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]
     assert len(replies) == 1
-    assert "✅ recipient2@example.org: sent" in text_of(replies[0].params)
+    assert "✅ recipient2@example.org — delivered to the mailbox on mx1" in text_of(
+        replies[0].params
+    )
 
 
 # ---------------------------------------------------------------------- the answer
@@ -481,7 +483,7 @@ async def test_large_result_is_posted_within_slack_limits(
                 assert len(block["text"]["text"]) <= 3000
     parent, replies = bot.thread()
     everything = text_of(parent) + "\n".join(text_of(r) for r in replies)
-    assert everything.count("❌ bounced — big@example.net") == 150
+    assert everything.count("*❌ Bounced by the receiving server") == 150  # one story each
     assert sum(len(buttons(r)) for r in replies) == 150
 
 
@@ -496,7 +498,7 @@ async def test_rate_limited_post_is_retried_and_the_answer_arrives(make_bot: Bot
     assert statuses[0] == 429
     assert statuses[1:] == [200, 200]
     parent, replies = bot.thread()
-    assert "✅ sent" in text_of(parent)
+    assert "✅ Delivered" in text_of(parent)
     assert len(replies) == 1
 
 
@@ -508,7 +510,7 @@ async def test_server_error_on_update_is_retried(make_bot: BotFactory) -> None:
     await bot.audit.wait(1)
     assert [c.status for c in bot.fake.calls_to("chat.update")] == [500, 200]
     parent, _ = bot.thread()
-    assert "✅ sent" in text_of(parent)
+    assert "✅ Delivered" in text_of(parent)
 
 
 async def test_not_in_channel_falls_back_to_respond(make_bot: BotFactory) -> None:
@@ -524,8 +526,8 @@ async def test_not_in_channel_falls_back_to_respond(make_bot: BotFactory) -> Non
     assert body["response_type"] == "ephemeral"
     text = text_of(body)
     assert "/invite @mailtrace" in text
-    assert "✅ sent — sender2@example.net → recipient2@example.org" in text
-    assert "✅ recipient2@example.org: sent" in text
+    assert "✅ Delivered · sender2@example.net → recipient2@example.org" in text
+    assert "✅ recipient2@example.org — delivered to the mailbox on mx1" in text
     assert len(bot.fake.calls_to("chat.postMessage")) == 1  # the refused one only
 
 
@@ -575,8 +577,8 @@ async def test_failed_progress_update_never_stops_the_search(make_bot: BotFactor
     assert entry.counts["messages"] == 1
     _, replies = bot.thread()
     summary, detail = replies
-    assert "✅ sent — sender2@example.net → recipient2@example.org" in text_of(summary)
-    assert "✅ recipient2@example.org: sent" in text_of(detail)
+    assert "✅ Delivered · sender2@example.net → recipient2@example.org" in text_of(summary)
+    assert "✅ recipient2@example.org — delivered to the mailbox on mx1" in text_of(detail)
     [post] = bot.fake.calls_to("respond:r1")
     assert "could not be posted (summary: TimeoutError)" in text_of(post.json_body)
 
@@ -618,7 +620,7 @@ async def test_error_notice_reaches_the_asker_when_the_thread_cannot_be_reached(
     ("query", "log", "escaped"),
     [
         ("&lt;!channel&gt; 2024-05-13", None, "message-id &lt;!channel&gt;"),
-        ("sender@example.org 2024-05-13", "bounce", "&lt;&gt; (a bounce)"),
+        ("sender@example.org 2024-05-13", "bounce", "&lt;&gt; (the mail system)"),
     ],
     ids=["channel-mention-as-message-id", "null-sender"],
 )
@@ -976,11 +978,11 @@ async def test_end_to_end_over_ssh_with_one_server_down(
     assert body["response_type"] == "ephemeral"
     assert entry.outcome is Outcome.ANSWERED
     assert entry.servers == ("mx1", "mx2", "mx3")
-    assert entry.counts == {"messages": 1, "failures": 1, "sent": 1}
+    assert entry.counts == {"mails": 1, "messages": 1, "failures": 1, "delivered": 1}
     parent, replies = bot.thread()
     summary = text_of(parent)
-    assert "✅ sent — sender2@example.net → recipient2@example.org (mx1, May 13 03:00)" in summary
+    assert "✅ Delivered · sender2@example.net → recipient2@example.org · May 13 03:00" in summary
     assert "⚠️ mx3: unreachable" in summary
     assert "mx2: " in summary
     [reply] = replies
-    assert "✅ recipient2@example.org: sent" in text_of(reply)
+    assert "✅ recipient2@example.org — delivered to the mailbox on mx1" in text_of(reply)

@@ -158,7 +158,8 @@ async def test_postfix_addresses_are_escaped_in_every_block(tmp_path: Path) -> N
 
 
 async def test_large_result_respects_limits_and_keeps_every_message(tmp_path: Path) -> None:
-    """150 messages: every post is within Slack's limits and every message is still shown."""
+    """150 mails: every post is within Slack's limits, the parent lists ten and says how many
+    more, and every mail still has its story and its button in the thread."""
     result = await search(tmp_path, "big@example.net 2024-05-13", maillog(150))
     assert len(result.messages) == 150
     thread = render_thread(build_view(result, ZONE), "key")
@@ -166,10 +167,15 @@ async def test_large_result_respects_limits_and_keeps_every_message(tmp_path: Pa
         assert_within_limits(message)
     joined = "\n".join(t for m in all_messages(thread) for t in texts(m))
     for m in result.messages:
-        assert f"*mx1 {m.queue_id}*" in joined  # each message's detail
-    verdicts = [t for t in joined.splitlines() if t.startswith("❌ bounced — ")]
-    assert len(verdicts) == 150  # each message's verdict line in the summary
-    assert len(thread.replies) < 150  # details are grouped several to a reply
+        assert f"Queue IDs: mx1 {m.queue_id}" in joined  # each mail's story
+    parent = texts(thread.parent)
+    head = parent[0].splitlines()
+    assert head[0].endswith(" — 150 mails: 150 bounced*")
+    assert len([t for t in head if t.startswith("❌ Bounced")]) == 10  # one phone screen
+    assert "…and 140 more mails in the thread." in head
+    stories = [t for t in joined.splitlines() if t.startswith("*❌ Bounced")]
+    assert len(stories) == 150
+    assert len(thread.replies) < 150  # stories are grouped several to a reply
     buttons = [b for m in all_messages(thread) for b in block_dicts(m) if b["type"] == "actions"]
     assert len(buttons) == 150
 

@@ -270,7 +270,10 @@ async def test_serve_in_socket_mode_answers_and_stops_cleanly(
         status = await serving.stop()
     assert status == 0
     assert ack["payload"]["text"].startswith("🔎 Searching")
-    assert "✅ recipient2@example.org: sent" in reply["blocks"][0]["text"]["text"]
+    assert (
+        "✅ recipient2@example.org — delivered to the mailbox on mx1"
+        in reply["blocks"][0]["text"]["text"]
+    )
     [entry] = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert entry["outcome"] == "answered"
     assert entry["servers"] == ["mx1"]
@@ -309,7 +312,10 @@ async def test_serve_in_http_mode_verifies_answers_and_reports_health(
         [reply] = await wait_for_thread(fake)
         status = await serving.stop()
     assert status == 0
-    assert "✅ recipient2@example.org: sent" in reply["blocks"][0]["text"]["text"]
+    assert (
+        "✅ recipient2@example.org — delivered to the mailbox on mx1"
+        in reply["blocks"][0]["text"]["text"]
+    )
 
 
 async def test_serve_refuses_to_start_with_a_token_slack_rejects(

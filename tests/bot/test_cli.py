@@ -20,9 +20,9 @@ def test_howto_example_shows_delivery(capsys: pytest.CaptureFixture[str]) -> Non
     )
     out = capsys.readouterr().out
     assert status == 0
-    assert "✅ sent — sender2@example.net → recipient2@example.org" in out
-    assert "delivered via virtual service" in out
-    assert "BCDEFGHIJKL" in out
+    assert "✅ Delivered · sender2@example.net → recipient2@example.org" in out
+    assert "✅ recipient2@example.org — delivered to the mailbox on local" in out
+    assert "Queue IDs: local BCDEFGHIJKL" in out
 
 
 def test_howto_example_as_json(howto_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
