@@ -22,9 +22,14 @@
 #   rfc3339/mail.log, syslog-traditional/mail.log
 #       Postfix logging to syslog, received by an rsyslogd started here (RSYSLOG_FileFormat and
 #       RSYSLOG_TraditionalFileFormat), also under libfaketime, crossing New Year in Europe/Berlin.
+#   next-hops/mx1/mail.log, next-hops/mx2/mail.log, next-hops/mx3/mail.log
+#       three instances under libfaketime on 2026-11-30: mx1 relays example.org to mx2 and
+#       example.com to mx3 (long queue IDs). mx2 answers 450 at RCPT once (greylisting-like),
+#       then accepts the flushed retry; one mail to two recipients goes to both next hops.
+#       Redo only this capture with --only next-hops: the other captures stay as they are.
 #
 # Requires root on Debian/Ubuntu. Takes about three minutes (it waits for a queue lifetime to run
-# out and for the fake clocks to pass midnight).
+# out and for the fake clocks to pass midnight); --only next-hops takes about twenty seconds.
 set -Eeuo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +40,7 @@ PORT_BASE=12525
 INSTALL=0
 KEEP_WORK=0
 VERIFY_ONLY=0
-CAPTURES=(two-hosts rotated new-year syslog)
+CAPTURES=(two-hosts rotated new-year syslog next-hops)
 
 # Timing of the two-hosts capture: a message deferred at the start is flushed once after
 # DELAY_WARNING seconds (and gets a delay notice), and expires when flushed after LIFETIME seconds.
@@ -49,6 +54,9 @@ NEW_YEAR_MTIME='2026-01-02 06:25:00 UTC'
 SYSLOG_START='2025-12-31 23:59:35'
 SYSLOG_TZ=Europe/Berlin
 SYSLOG_MTIME='2026-01-01 00:30:00 +01:00'
+NEXT_HOPS_START='2026-11-30 09:00:00'
+NEXT_HOPS_TZ=UTC
+NEXT_HOPS_MTIME='2026-11-30 09:30:00 UTC'
 
 usage() {
     cat <<EOF
@@ -57,15 +65,15 @@ Usage: ${0##*/} [options]
 Start real Postfix instances on 127.0.0.1, send mail that ends in every status (sent, bounced,
 deferred, expired, rejected, discarded, held, deleted), save the logs Postfix wrote under
 tests/fixtures/postfix/<capture>/ and write tests/fixtures/postfix/scenarios.yaml.
-Must run as root. Existing captures are replaced; nothing outside the output directory and the
-work directory is changed (rsyslog owns /dev/log for a minute if no syslog daemon does).
+Must run as root. The captures done are replaced, the others kept; nothing outside the output
+directory and the work directory is changed (rsyslog owns /dev/log for a minute if no syslog daemon does).
 
 Options:
   --install          apt-get install -y the packages that are missing (postfix is preseeded
                      with "No configuration", so the system Postfix stays unconfigured)
   --out DIR          output directory (default: tests/fixtures/postfix in this repository)
   --workdir DIR      scratch directory for the instances (default: $WORK); removed at the end
-  --port-base N      first of the loopback ports to use, N..N+11 (default: $PORT_BASE)
+  --port-base N      first of the loopback ports to use, N..N+14 (default: $PORT_BASE)
   --only LIST        comma-separated captures to redo: ${CAPTURES[*]} (default: all)
   --keep-work        keep the scratch directory (instance configs, swaks transcripts)
   --verify-only      do not run Postfix; re-check the saved logs and rewrite scenarios.yaml
@@ -98,7 +106,9 @@ done
 [[ $PORT_BASE =~ ^[0-9]+$ ]] && ((PORT_BASE > 1024 && PORT_BASE < 65000)) ||
     die "--port-base must be a number between 1025 and 64999"
 for c in "${CAPTURES[@]}"; do
-    case $c in two-hosts | rotated | new-year | syslog) ;; *) die "unknown capture: $c" ;; esac
+    case $c in two-hosts | rotated | new-year | syslog | next-hops) ;;
+    *) die "unknown capture: $c" ;;
+    esac
 done
 [[ $WORK == /* && $WORK != / ]] || die "--workdir must be an absolute path"
 mkdir -p "$OUT_DIR"
@@ -122,7 +132,9 @@ fi
 ensure_packages() {
     local -a missing=()
     local pkg
-    for pkg in postfix swaks faketime libfaketime rsyslog python3 gzip iproute2 findutils; do
+    local -a wanted=(postfix swaks faketime libfaketime python3 gzip iproute2 findutils)
+    [[ " ${CAPTURES[*]} " == *" syslog "* ]] && wanted+=(rsyslog)
+    for pkg in "${wanted[@]}"; do
         if [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) != "install ok installed" ]]; then
             missing+=("$pkg")
         fi
@@ -236,7 +248,10 @@ P_NY=$((PORT_BASE + 6))        # mx-ny smtpd
 P_SYS=$((PORT_BASE + 7))       # mx-s smtpd
 P_CLOSED=$((PORT_BASE + 8))    # nothing listens here
 P_TARPIT=$((PORT_BASE + 9))    # accepts connections and never answers
-for p in $(seq "$PORT_BASE" $((PORT_BASE + 11))); do
+P_N1=$((PORT_BASE + 12))       # next-hops: mx1 smtpd
+P_N2=$((PORT_BASE + 13))       # next-hops: mx2 smtpd (example.org)
+P_N3=$((PORT_BASE + 14))       # next-hops: mx3 smtpd (example.com)
+for p in $(seq "$PORT_BASE" $((PORT_BASE + 14))); do
     if [[ -n $(ss -Hltn "sport = :$p") ]]; then
         die "port 127.0.0.1:$p is in use; choose another --port-base"
     fi
@@ -892,6 +907,82 @@ EOF
 }
 
 # --------------------------------------------------------------------------------------------
+# Capture: next-hops (a next hop that answers 4xx first, 2xx later; two recipients, two next hops)
+
+capture_next_hops() {
+    log "capture next-hops: mx1 (127.0.0.1:$P_N1) relays example.org to mx2 (127.0.0.1:$P_N2)" \
+        "and example.com to mx3 (127.0.0.1:$P_N3), clock at $NEXT_HOPS_START $NEXT_HOPS_TZ"
+    use_fake_clock "$NEXT_HOPS_START" "$NEXT_HOPS_TZ"
+    local M1=mx1 M2=mx2 M3=mx3 e1 e2 e3 q
+    inst_new $M1 mx1.test postfix "$P_N1"
+    inst_new $M2 mx2.test postfix "$P_N2"
+    inst_new $M3 mx3.test postfix "$P_N3"
+    e1=$(inst_etc $M1)
+    e2=$(inst_etc $M2)
+    e3=$(inst_etc $M3)
+    # No automatic retry: the default backoff (300s and more) keeps the deferred message still
+    # until the flush below, so the log has exactly one refused attempt and one accepted retry.
+    inst_cf $M1 <<EOF
+relay_domains = example.org, example.com
+transport_maps = hash:$e1/transport
+EOF
+    inst_map $M1 transport hash <<EOF
+example.org  smtp:[127.0.0.1]:$P_N2
+example.com  smtp:[127.0.0.1]:$P_N3
+EOF
+    inst_cf $M2 <<EOF
+virtual_mailbox_domains = example.org
+virtual_mailbox_maps = hash:$e2/vmailbox
+smtpd_recipient_restrictions = check_recipient_access hash:$e2/recipient_access
+EOF
+    printf '%s@example.org %s/\n' greylisted greylisted split-org split-org |
+        inst_map $M2 vmailbox hash
+    # What a greylisting policy answers to a first attempt; emptied later (the retry passes).
+    inst_map $M2 recipient_access hash <<'EOF'
+greylisted@example.org  450 4.7.1 Greylisted, please try again later
+EOF
+    inst_cf $M3 <<EOF
+enable_long_queue_ids = yes
+virtual_mailbox_domains = example.com
+virtual_mailbox_maps = hash:$e3/vmailbox
+EOF
+    echo "split-com@example.com split-com/" | inst_map $M3 vmailbox hash
+
+    inst_start $M2 "$P_N2"
+    inst_start $M3 "$P_N3"
+    inst_start $M1 "$P_N1"
+    send greylisted "$P_N1" from-greylist@example.net greylisted@example.org \
+        "refused for now by the next hop, accepted on retry"
+    q=$QID
+    settle $M1 $M2
+    wait_queue $M1 "$q" deferred
+    send two-next-hops "$P_N1" from-split@example.net split-org@example.org,split-com@example.com \
+        "one mail, two recipients behind two next hops"
+    settle $M1 $M2 $M3
+    # The "greylisting" period ends: mx2 accepts the recipient from now on. smtpd notices the
+    # rebuilt table before its next connection (the map file's time must differ: wait a second).
+    sleep 2
+    inst_map $M2 recipient_access hash <<'EOF'
+# greylisting period over for greylisted@example.org
+EOF
+    sleep 2
+    note "greylisting over on mx2; flushing 'greylisted' on mx1"
+    flush_one $M1 "$q"
+    settle $M1 $M2
+    inst_stop $M1
+    inst_stop $M2
+    inst_stop $M3
+    use_real_clock
+
+    rm -rf "$OUT_DIR/next-hops"
+    local h
+    for h in $M1 $M2 $M3; do
+        save_log "$(inst_log $h)" "$OUT_DIR/next-hops/$h/mail.log"
+        touch -d "$NEXT_HOPS_MTIME" "$OUT_DIR/next-hops/$h/mail.log"
+    done
+}
+
+# --------------------------------------------------------------------------------------------
 
 for c in "${CAPTURES[@]}"; do
     case $c in
@@ -899,6 +990,7 @@ for c in "${CAPTURES[@]}"; do
     rotated) capture_rotated ;;
     new-year) capture_new_year ;;
     syslog) capture_syslog ;;
+    next-hops) capture_next_hops ;;
     esac
 done
 

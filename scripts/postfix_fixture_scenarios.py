@@ -8,7 +8,8 @@ the scenario's ``message-id=<...>`` or ``from=<sender>`` seeds the set, which th
 "forwarded as", "queued as" and "notification:" references on the same host. Each expected
 status is proved by regexes that must match lines of those queue IDs (or NOQUEUE lines naming
 sender and recipient); "deferred", "held" and "unknown" also prove that no later final line
-exists. If any check fails, the exit status is 1 and scenarios.yaml is left alone.
+exists; "order" asks for lines of one host in a given order. If any check fails, the exit
+status is 1 and scenarios.yaml is left alone.
 
 Standard library only: it runs on the bare host that ran the capture.
 
@@ -80,6 +81,7 @@ class Scenario:
     sender: str
     recipients: tuple[Rcpt, ...]
     spans: tuple[tuple[str, str], ...]
+    order: tuple[tuple[str, str], ...]
     notes: str | None
 
     @property
@@ -133,6 +135,7 @@ def read_catalogue() -> tuple[dict[str, Any], list[Scenario]]:
                 sender=sc["sender"],
                 recipients=tuple(recipients),
                 spans=tuple((f, rx) for f, rx in sc.get("spans", [])),
+                order=tuple((g, rx) for g, rx in sc.get("order", [])),
                 notes=sc.get("notes"),
             )
         )
@@ -257,6 +260,30 @@ def check_recipient(
     }
 
 
+def check_order(
+    sc: Scenario, groups: dict[str, list[Line]], qids: dict[str, list[str]], problems: list[str]
+) -> None:
+    """On each host, the order's regexes match the scenario's lines one after the other."""
+    after: dict[str, int] = {}  # host -> index of the line the previous step matched
+    noqueue = f"from=<{sc.sender}>"
+    for group, rx_text in sc.order:
+        rx, lines = re.compile(rx_text), groups.get(group, [])
+        start = after.get(group, -1) + 1
+        found = next(
+            (
+                i
+                for i in range(start, len(lines))
+                if (lines[i].queue_id in qids.get(group, []) or noqueue in lines[i].text)
+                and rx.search(lines[i].text)
+            ),
+            None,
+        )
+        if found is None:
+            problems.append(f"{sc.name}: on {group}, no later line matches {rx_text!r}")
+            return
+        after[group] = found
+
+
 def check_scenario(
     sc: Scenario, groups: dict[str, list[Line]], order: list[str], problems: list[str]
 ) -> dict[str, Any]:
@@ -274,6 +301,7 @@ def check_scenario(
             for ln in groups.get(group, [])
         ):
             problems.append(f"{sc.name}: no line of its queue IDs in {file} matches {rx_text!r}")
+    check_order(sc, groups, qids, problems)
     files = {
         ln.file
         for g in hosts

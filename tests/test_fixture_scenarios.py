@@ -33,13 +33,20 @@ HOSTS: dict[str, tuple[str, list[str], list[str]]] = {
     "mx-ny": ("mx-ny", ["new-year/mail.log"], []),
     "mx-s/rfc3339": ("mx-s-rfc3339", ["rfc3339/mail.log"], []),
     "mx-s/traditional": ("mx-s-traditional", ["syslog-traditional/mail.log"], []),
+    "mx1": ("mx1", ["next-hops/mx1/mail.log"], ["mx1.test", "localhost"]),
+    "mx2": ("mx2", ["next-hops/mx2/mail.log"], ["mx2.test", "127.0.0.1:12538"]),
+    "mx3": ("mx3", ["next-hops/mx3/mail.log"], ["mx3.test", "127.0.0.1:12539"]),
 }
 CAPTURE_HOSTS = {
     "two-hosts": ["mx-a", "mx-b"],
     "rotated": ["mx-rot"],
     "new-year": ["mx-ny"],
     "syslog": ["mx-s/rfc3339", "mx-s/traditional"],
+    "next-hops": ["mx1", "mx2", "mx3"],
 }
+# Captures configured apart from the others: mx1, like mx-a, is "localhost" to its next hops,
+# and one name may stand for only one configured server.
+OWN_CONFIG = {"next-hops"}
 
 
 def _mtime(meta: dict[str, Any]) -> datetime:
@@ -48,12 +55,10 @@ def _mtime(meta: dict[str, Any]) -> datetime:
     return datetime(int(meta["years"][-1]), 12, 31, 23, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A configuration with one local server per captured host, files copied with their mtimes."""
-    root = tmp_path_factory.mktemp("fixtures")
+def _write_config(root: Path, hosts: list[str]) -> Path:
+    """A configuration with one local server per host, its files copied with their mtimes."""
     servers = []
-    for name, files, aliases in HOSTS.values():
+    for name, files, aliases in (HOSTS[h] for h in hosts):
         directory = root / name
         directory.mkdir()
         for rel in files:
@@ -75,6 +80,23 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The configuration each capture is traced with: a shared one, or its own (OWN_CONFIG)."""
+    shared_hosts = [h for c, hosts in CAPTURE_HOSTS.items() if c not in OWN_CONFIG for h in hosts]
+    shared = _write_config(tmp_path_factory.mktemp("fixtures"), shared_hosts)
+    out = {c: shared for c in CAPTURE_HOSTS if c not in OWN_CONFIG}
+    for capture in OWN_CONFIG:
+        out[capture] = _write_config(tmp_path_factory.mktemp(capture), CAPTURE_HOSTS[capture])
+    return out
+
+
+@pytest.fixture(scope="module")
+def config(configs: dict[str, Path]) -> Path:
+    """The configuration shared by the captures that need no configuration of their own."""
+    return configs["two-hosts"]
+
+
 def _dsn(status: str, dsn: str | None) -> str | None:
     """Held and deleted messages keep the DSN of an earlier attempt; the capture lists none."""
     return None if status in ("held", "deleted") else dsn
@@ -88,12 +110,12 @@ def _trace(config: Path, capsys: pytest.CaptureFixture[str], *query: str) -> dic
 
 @pytest.mark.parametrize("scenario", DOC["scenarios"], ids=[s["name"] for s in DOC["scenarios"]])
 def test_scenario_statuses(
-    scenario: dict[str, Any], config: Path, capsys: pytest.CaptureFixture[str]
+    scenario: dict[str, Any], configs: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each recipient ends in the scenario's status (and DSN) on each host, found by the sender."""
     hosts = CAPTURE_HOSTS[scenario["capture"]]
     servers = ",".join(HOSTS[h][0] for h in hosts)
-    doc = _trace(config, capsys, scenario["sender"], "on", servers)
+    doc = _trace(configs[scenario["capture"]], capsys, scenario["sender"], "on", servers)
     assert doc["failures"] == []
     mine = [m for m in doc["messages"] if m["sender"] == scenario["sender"]]
     assert mine, f"nothing found for {scenario['sender']}"
@@ -128,11 +150,12 @@ def test_scenario_statuses(
 
 @pytest.mark.parametrize("scenario", DOC["scenarios"], ids=[s["name"] for s in DOC["scenarios"]])
 def test_scenario_queue_ids_and_links(
-    scenario: dict[str, Any], config: Path, capsys: pytest.CaptureFixture[str]
+    scenario: dict[str, Any], configs: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The queue IDs the capture saw are the messages found, and every link it saw is reported."""
     hosts = CAPTURE_HOSTS[scenario["capture"]]
-    doc = _trace(config, capsys, scenario["sender"], "on", ",".join(HOSTS[h][0] for h in hosts))
+    servers = ",".join(HOSTS[h][0] for h in hosts)
+    doc = _trace(configs[scenario["capture"]], capsys, scenario["sender"], "on", servers)
     found = {(m["host"], m["queue_id"]) for m in doc["messages"]}
     for host, ids in (scenario.get("queue_ids") or {}).items():
         for qid in ids:
@@ -245,3 +268,27 @@ def test_day_query_in_the_askers_zone(config: Path, capsys: pytest.CaptureFixtur
     )
     assert [m["queue_id"] for m in berlin["messages"]] == [m["queue_id"] for m in utc["messages"]]
     assert berlin["messages"]
+
+
+def test_next_hop_refuses_for_now_then_accepts(
+    configs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mail mx2 refused with a 4xx and accepted on retry is sent on mx1 after every attempt
+    its log shows, and mx2's temporary refusal precedes the copy mx2 accepted."""
+    scenario = next(s for s in DOC["scenarios"] if s["name"] == "greylisted")
+    (address,) = {r["address"] for r in scenario["recipients"]}
+    (first,) = scenario["queue_ids"]["mx1"]
+    (accepted,) = scenario["queue_ids"]["mx2"]
+    log = (FIXTURES / "next-hops" / "mx1" / "mail.log").read_text(encoding="utf-8")
+    tries = sum(f" {first}: to=<{address}>, " in line for line in log.splitlines())
+    assert tries >= 2  # the capture's point: at least one 4xx before the 2xx
+    doc = _trace(configs["next-hops"], capsys, scenario["sender"], "on", "mx1,mx2,mx3")
+    messages = {(m["host"], m["queue_id"]): m for m in doc["messages"]}
+    (on_mx1,) = messages[("mx1", first)]["recipients"]
+    assert (on_mx1["status"], on_mx1["attempts"]) == ("sent", tries)
+    refusal = messages[("mx2", None)]
+    (refused,) = refusal["recipients"]
+    assert refused["dsn"].startswith("4.")  # temporary; its status is test_scenario_statuses' job
+    assert datetime.fromisoformat(refusal["last_seen"]) < datetime.fromisoformat(
+        messages[("mx2", accepted)]["first_seen"]
+    )
