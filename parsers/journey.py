@@ -105,6 +105,7 @@ class Outcome(BaseModel):
     queued_at: datetime | None = None  # when the mail entered the first server
     deferred_since: datetime | None = None  # queued since, while not final
     gives_up_at: datetime | None = None  # arrival + queue lifetime, while deferred
+    hold_ups: tuple[str, ...] = ()  # delays on the way, e.g. a next hop's "try later" first
 
 
 class Journey(BaseModel):
@@ -297,12 +298,20 @@ class _Joiner:
         )
 
     def follow(
-        self, i: int, r: Recipient, road: tuple[str, ...], root: int, seen: set[int]
+        self,
+        i: int,
+        r: Recipient,
+        road: tuple[str, ...],
+        root: int,
+        seen: set[int],
+        hold_ups: tuple[str, ...] = (),
     ) -> list[Outcome]:
         """The outcomes recipient `r` of message `i` leads to (several after an alias)."""
         msg = self.m[i]
         road = (*road, msg.host) if not road or road[-1] != msg.host else road
         seen = seen | {i}
+        if r.status is Status.SENT and r.attempts > 1:
+            hold_ups = (*hold_ups, self.hold_up(i, r))
         if r.status is Status.SENT:
             nexts = [j for j in self.children.get(i, []) if self.m[j].queue_id == r.handed_to]
             if not nexts:
@@ -319,10 +328,23 @@ class _Joiner:
                 if self.m[j].host == msg.host and _is_filter(r):
                     step = (*road, "content filter")
                 for x in self._continued(j, r):
-                    out.extend(self.follow(j, x, step, root, seen))
+                    out.extend(self.follow(j, x, step, root, seen, hold_ups))
             if out:
                 return out
-        return [self.outcome(i, r, road, root)]
+        return [self.outcome(i, r, road, root).model_copy(update={"hold_ups": hold_ups})]
+
+    def hold_up(self, i: int, r: Recipient) -> str:
+        """'mx1 needed 2 attempts; mx2 answered “450 4.7.1 …” first (09:00:13 UTC)'."""
+        msg = self.m[i]
+        said = ""
+        for k in self.refusals.get(i, []):
+            refusal = self.m[k]
+            first = refusal.recipients[0]
+            if any(x.address in (r.address, r.orig_to) for x in refusal.recipients):
+                words = " ".join(w for w in (first.dsn, first.reason) if w)
+                said = f"; {refusal.host} answered “{words}” first"
+                break
+        return f"{msg.host} needed {r.attempts} attempts{said}"
 
     def _continued(self, j: int, r: Recipient) -> list[Recipient]:
         """The recipients of message `j` that carry on recipient `r` (the same address, or

@@ -182,14 +182,20 @@ def test_scenario_queue_ids_and_links(
 
 @pytest.mark.parametrize("scenario", DOC["scenarios"], ids=[s["name"] for s in DOC["scenarios"]])
 def test_scenario_is_one_mail_with_each_recipients_end_of_road(
-    scenario: dict[str, Any], config: Path, capsys: pytest.CaptureFixture[str]
+    scenario: dict[str, Any], configs: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Asked for a scenario's sender, the JSON holds one journey: every recipient at the end of
     its road (status and server), with the bounce and delay notices it caused as notices and
     every one of its queue IDs referenced as evidence."""
     # The syslog capture is one server written in two formats: ask one of them.
     hosts = CAPTURE_HOSTS[scenario["capture"]][: 1 if scenario["capture"] == "syslog" else None]
-    doc = _trace(config, capsys, scenario["sender"], "on", ",".join(HOSTS[h][0] for h in hosts))
+    doc = _trace(
+        configs[scenario["capture"]],
+        capsys,
+        scenario["sender"],
+        "on",
+        ",".join(HOSTS[h][0] for h in hosts),
+    )
     [journey] = doc["journeys"]
     mine = {**scenario, "recipients": [r for r in scenario["recipients"] if r["host"] in hosts]}
     ends = {
@@ -292,3 +298,57 @@ def test_next_hop_refuses_for_now_then_accepts(
     assert datetime.fromisoformat(refusal["last_seen"]) < datetime.fromisoformat(
         messages[("mx2", accepted)]["first_seen"]
     )
+
+
+def test_greylisted_mail_is_delivered_and_says_what_held_it_up(
+    configs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A next hop that answered 4xx and later 2xx: one journey, delivered on mx2, with mx1's
+    extra attempt and mx2's own "try later" words as the hold-up, and mx2's refusal as evidence."""
+    doc = _trace(configs["next-hops"], capsys, "from-greylist@example.net", "on", "mx1,mx2,mx3")
+    [journey] = doc["journeys"]
+    assert journey["verdict"] == "delivered"
+    [rcpt] = journey["recipients"]
+    assert (rcpt["address"], rcpt["status"], rcpt["host"]) == (
+        "greylisted@example.org",
+        "sent",
+        "mx2",
+    )
+    assert rcpt["road"] == ["mx1", "mx2", "mailbox"]
+    [hold_up] = rcpt["hold_ups"]
+    assert hold_up.startswith("mx1 needed 2 attempts; mx2 answered “4.7.1 ")
+    assert {"host": "mx2", "queue_id": None} in [
+        {"host": m["host"], "queue_id": m["queue_id"]} for m in journey["messages"]
+    ]
+
+
+def test_two_next_hops_are_one_mail_delivered_to_both(
+    configs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One mail to two recipients relayed to two different servers: each recipient's road
+    ends on its own next hop, and the answer is one mail delivered to all 2."""
+    main(["trace", "from-split@example.net", "--config", str(configs["next-hops"])])
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].endswith(" — 1 mail: delivered")
+    assert "✅ Delivered to all 2 · from-split@example.net" in text
+    assert "✅ split-org@example.org — delivered to the mailbox on mx2" in text
+    assert "✅ split-com@example.com — delivered to the mailbox on mx3" in text
+    assert "Road: mx1 → mx3 → mailbox" in text
+
+
+def test_a_4xx_refusal_at_the_door_is_for_now_not_rejected(
+    configs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asked on mx-b alone, mx-b's 450 refusals of a deferred mail are "refused for now":
+    status deferred with the hourglass, never the 🚫 of a permanent rejection."""
+    doc = _trace(configs["two-hosts"], capsys, "from-deferred@example.net", "on", "mx-b")
+    [journey] = doc["journeys"]
+    [rcpt] = journey["recipients"]
+    assert (rcpt["status"], rcpt["temporary"], rcpt["dsn"]) == ("deferred", True, "4.2.0")
+    assert journey["verdict"] == "deferred"
+    main(
+        ["trace", "from-deferred@example.net", "on", "mx-b", "--config", str(configs["two-hosts"])]
+    )
+    text = capsys.readouterr().out
+    assert "⏳ Refused for now by mx-b" in text
+    assert "🚫" not in text

@@ -236,6 +236,7 @@ def _details(o: Outcome, zone: tzinfo, now: datetime) -> list[str]:
         out.append(f"Sent to {o.orig_to}, which led here.")
     if len(o.road) > 1:
         out.append("Road: " + " → ".join(o.road))
+    out.extend(f"Delayed on the way: {hold_up}." for hold_up in o.hold_ups)
     if o.status is Status.SENT:
         out.append(f"At {when(o.at, zone)}.")
         return out
