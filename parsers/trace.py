@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from parsers.explain import explain_status
+from parsers.explain import explain_recipient
+from parsers.filters import filter_verdict
+from parsers.links import RelayResolver, link_reinjections, resolve_local_relays
 from parsers.models import (
     FINAL_STATUSES,
     STATUS_SEVERITY,
@@ -30,9 +32,7 @@ from parsers.models import (
     Status,
 )
 
-# Where "status=sent (... queued as NEWID)" hands the message on to: given the relay= text and
-# the host it was logged on, the configured server that has NEWID, or None when not ours.
-RelayResolver = Callable[[str, str], str | None]
+__all__ = ["START_KINDS", "RelayResolver", "group_messages", "resolve_local_relays", "summarize"]
 
 _DELIVERY_STATUS = {
     "sent": Status.SENT,
@@ -45,18 +45,6 @@ _DELIVERY_STATUS = {
 # message-id= (the first line of a bounce notice, which neither smtpd nor pickup sees).
 START_KINDS = frozenset({EventKind.CLIENT, EventKind.PICKUP, EventKind.MESSAGE_ID})
 _ENTRY_KINDS = frozenset({EventKind.CLIENT, EventKind.PICKUP})  # how a message enters Postfix
-_LOCAL_RELAYS = ("127.", "[127.", "localhost", "::1", "[::1]", "[ipv6:::1]")
-
-
-def resolve_local_relays(relay: str, host: str) -> str | None:
-    """The default resolver: a relay on loopback (a content filter) is the same host."""
-    name = relay.lower()
-    if "[" in name:
-        inner = name.split("[", 1)[1].split("]", 1)[0]
-        if inner.startswith(("127.", "::1", "ipv6:::1")) or name.startswith("localhost"):
-            return host
-        return None
-    return host if name.startswith(_LOCAL_RELAYS) else None
 
 
 @dataclass
@@ -71,6 +59,8 @@ class _RecipientState:
     attempts: int = 0
     last_attempt: datetime | None = None
     tentative: bool = False  # only a hold/discard line named it (the first recipient there)
+    content_filter: str | None = None  # relay= of the after-queue filter that took or judged it
+    stage: str | None = None  # SMTP stage of a reject
 
 
 @dataclass
@@ -91,6 +81,7 @@ class _Builder:
     deleted: bool = False
     expired: bool = False
     whole_message: Status | None = None  # a reject/discard of the whole message
+    policy: LogEvent | None = None  # the line that rejected, discarded or held it whole
     orig_queue_id: str | None = None
 
     def recipient(self, address: str, orig_to: str | None = None) -> _RecipientState:
@@ -147,13 +138,27 @@ def _on_delivery(b: _Builder, e: LogEvent, resolve: RelayResolver) -> None:
     state.dsn, state.relay, state.reason = e.dsn, e.relay, e.reason
     state.attempts += 1
     state.last_attempt = e.timestamp
+    forwarded = bool(e.reason and "forwarded as" in e.reason)
+    target = resolve(e.relay, b.host) if e.relay and not forwarded else None
+    # A loopback relay on this host that queued a copy, or answered with a verdict, is an
+    # after-queue content filter: "sent" only means the filter took it.
+    verdict = filter_verdict(e.reason)
+    if target == b.host and (e.new_queue_id or verdict or _filter_refusal(e)):
+        state.content_filter = e.relay
+        if status is Status.SENT and verdict is not None:
+            state.status = Status.DISCARDED
     if e.new_queue_id and e.reason:
-        if "forwarded as" in e.reason:
+        if forwarded:
             b.links.append(Link(kind=LinkKind.FORWARDED, queue_id=e.new_queue_id, host=b.host))
         else:
-            target = resolve(e.relay or "", b.host) if e.relay else None
             link = Link(kind=LinkKind.NEXT_HOP, queue_id=e.new_queue_id, host=target, relay=e.relay)
             b.links.append(link)
+
+
+def _filter_refusal(e: LogEvent) -> bool:
+    """A content filter's refusal: amavisd-new says "554 5.7.0 Reject, id=... - spam"."""
+    reason = (e.reason or "").lower()
+    return e.status == "bounced" and any(w in reason for w in ("spam", "virus", "banned", "id="))
 
 
 def _on_expired(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
@@ -165,10 +170,11 @@ def _on_reject(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
     per_recipient = e.smtp_stage in ("RCPT", "VRFY") and e.recipient is not None
     if not per_recipient:
         b.whole_message = Status.REJECTED
+        b.policy = e
     if e.recipient is not None:
         state = b.recipient(e.recipient)
         state.status, state.postfix_status = Status.REJECTED, e.action
-        state.dsn, state.reason = e.dsn, e.reason
+        state.dsn, state.reason, state.stage = e.dsn, e.reason, e.smtp_stage
         state.attempts += 1
         state.last_attempt = e.timestamp
     b.sender = b.sender or e.sender
@@ -191,12 +197,29 @@ def _note_policy(b: _Builder, e: LogEvent, what: str) -> None:
 
 def _on_discard(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
     b.whole_message = Status.DISCARDED
+    b.policy = e
     _note_policy(b, e, "discarded by policy")
 
 
 def _on_hold(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
     b.held = True
+    b.policy = e
     _note_policy(b, e, "placed on hold")
+
+
+def _on_proxy_accept(b: _Builder, e: LogEvent, resolve: RelayResolver) -> None:
+    """A before-queue filter took the mail; "queued as X" names the copy the filter handed on."""
+    if e.recipient is not None:
+        state = b.recipient(e.recipient)
+        state.status = Status.SENT if e.new_queue_id else Status.UNKNOWN
+        state.postfix_status, state.reason, state.stage = e.action, e.reason, e.smtp_stage
+        state.dsn = e.dsn
+        state.attempts += 1
+        state.last_attempt = e.timestamp
+    b.sender = b.sender or e.sender
+    b.policy = e
+    if e.new_queue_id:
+        b.links.append(Link(kind=LinkKind.NEXT_HOP, queue_id=e.new_queue_id, host=b.host))
 
 
 def _on_release(b: _Builder, e: LogEvent, _: RelayResolver) -> None:
@@ -232,7 +255,10 @@ _HANDLERS: dict[EventKind, Callable[[_Builder, LogEvent, RelayResolver], None]] 
     EventKind.DELETE: _on_delete,
     EventKind.NOTIFICATION: _on_notification,
     EventKind.HEADER_ACTION: _on_header_action,
+    EventKind.PROXY_ACCEPT: _on_proxy_accept,
 }
+# Lines with no queue ID that still make a message of their own: the mail got no queue file.
+_UNQUEUED_KINDS = frozenset({EventKind.REJECT, EventKind.DISCARD, EventKind.PROXY_ACCEPT})
 
 
 def host_of(event: LogEvent) -> str:
@@ -251,7 +277,7 @@ def group_messages(
     for host, host_events in by_host.items():
         built.extend(_group_host(host, host_events, resolve))
     messages = [_freeze(b) for b in built]
-    messages = _link_reinjections(messages)
+    messages = link_reinjections(messages)
     return _merge_repeated_refusals(sorted(messages, key=_order_key))
 
 
@@ -262,7 +288,7 @@ def _merge_repeated_refusals(messages: list[Message]) -> list[Message]:
     merged: list[Message] = []
     index: dict[tuple[object, ...], int] = {}
     for m in messages:
-        if m.queue_id is not None:
+        if m.queue_id is not None or m.status is not Status.REJECTED:
             merged.append(m)
             continue
         key = (
@@ -298,11 +324,17 @@ def _group_host(host: str, events: list[LogEvent], resolve: RelayResolver) -> li
     ordered = sorted(enumerate(events), key=lambda pair: _time_key(pair[1], pair[0]))
     open_: dict[str, _Builder] = {}
     done: list[_Builder] = []
+    clients: dict[tuple[str | None, int | None], str] = {}  # smtpd process -> its client now
     for _, event in ordered:
+        process = (event.program, event.pid)
+        if event.kind in (EventKind.CONNECT, EventKind.CLIENT) and event.client_ip:
+            clients[process] = f"{event.client_host or 'unknown'}[{event.client_ip}]"
         if event.queue_id is None:
-            if event.kind in (EventKind.REJECT, EventKind.DISCARD):  # NOQUEUE: before queueing
+            if event.kind in _UNQUEUED_KINDS:  # NOQUEUE or no prefix at all: before queueing
                 builder = _Builder(host, None, started=True)
                 builder.add(event, resolve)
+                # proxy-* lines name no client: the same smtpd process's connection does
+                builder.client = builder.client or clients.get(process)
                 done.append(builder)
             continue
         current = open_.get(event.queue_id)
@@ -361,6 +393,12 @@ def _freeze(b: _Builder) -> Message:
 
 def _final_recipient(b: _Builder, state: _RecipientState) -> Recipient:
     status = state.status
+    postfix_status, dsn, reason, stage = (
+        state.postfix_status,
+        state.dsn,
+        state.reason,
+        state.stage,
+    )
     if status not in FINAL_STATUSES:
         if b.whole_message is not None:
             status = b.whole_message
@@ -370,19 +408,34 @@ def _final_recipient(b: _Builder, state: _RecipientState) -> Recipient:
             status = Status.EXPIRED
         elif b.held:
             status = Status.HELD
-    explanation, action_by = explain_status(status, state.dsn, state.relay)
+        policy = b.policy
+        if status is not state.status and policy is not None and status is not Status.DELETED:
+            # the whole message's verdict is this recipient's: tell it with that line's words
+            postfix_status = policy.action
+            dsn, reason, stage = policy.dsn or dsn, policy.reason or reason, policy.smtp_stage
+    explanation, action_by = explain_recipient(
+        status,
+        dsn,
+        state.relay,
+        postfix_status=postfix_status,
+        reason=reason,
+        stage=stage,
+        content_filter=state.content_filter,
+    )
     return Recipient(
         address=state.address,
         orig_to=state.orig_to,
         status=status,
-        postfix_status=state.postfix_status,
-        dsn=state.dsn,
+        postfix_status=postfix_status,
+        dsn=dsn,
         relay=state.relay,
-        reason=state.reason,
+        reason=reason,
         attempts=state.attempts,
         last_attempt=state.last_attempt,
         explanation=explanation,
         action_by=action_by,
+        content_filter=state.content_filter,
+        smtp_stage=stage,
     )
 
 
@@ -413,22 +466,3 @@ def summarize(status: Status, recipients: list[Recipient]) -> str:
         return f"{len(recipients)} {noun}: {status.value}"
     parts = [f"{n} {s.value}" for s in STATUS_SEVERITY for n in [counts.get(s, 0)] if n]
     return f"{len(recipients)} {noun}: " + ", ".join(parts)
-
-
-def _link_reinjections(messages: list[Message]) -> list[Message]:
-    """Give each original the REINJECTED link to its copy (found via orig_queue_id)."""
-    extra: dict[tuple[str, str], list[Link]] = {}
-    for m in messages:
-        for link in m.links:
-            if link.kind is LinkKind.PREVIOUS_HOP and m.queue_id is not None:
-                back = Link(kind=LinkKind.REINJECTED, queue_id=m.queue_id, host=m.host)
-                extra.setdefault((m.host, link.queue_id), []).append(back)
-    if not extra:
-        return messages
-    out = []
-    for m in messages:
-        more = extra.get((m.host, m.queue_id or ""))
-        if more:
-            m = m.model_copy(update={"links": tuple(dict.fromkeys((*m.links, *more)))})
-        out.append(m)
-    return out
