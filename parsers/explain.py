@@ -59,11 +59,12 @@ def explain_recipient(
     reason: str | None = None,
     stage: str | None = None,
     content_filter: str | None = None,
+    daemon: str | None = None,
 ) -> tuple[str, str]:
     """(explanation, who has to act), told with what did it: a content filter's verdict, a
     milter or before-queue filter, or a failure Postfix describes in its own fixed words."""
     text, who = explain_status(status, dsn, relay)
-    policy = explain_policy(postfix_status, stage)
+    policy = explain_policy(postfix_status, stage, daemon)
     meaning = describe_dsn(dsn)
     dsn_part = f" {dsn} means {meaning}." if meaning and status is not Status.SENT else ""
     if content_filter is not None:

@@ -44,9 +44,11 @@ def filter_name(relay: str | None) -> str:
     return f"the content filter at {where}"
 
 
-def explain_policy(action: str | None, stage: str | None) -> str | None:
-    """Plain words for a policy action of a milter or a before-queue filter, else None."""
+def explain_policy(action: str | None, stage: str | None, daemon: str | None = None) -> str | None:
+    """Plain words for a policy action of a milter, a before-queue filter or postscreen."""
     at = f" (at {stage})" if stage else ""
+    if daemon == "postscreen" and action == "reject":
+        return "Refused at the door by postscreen, our first line of defence, before smtpd saw it"
     if action == "proxy-reject":
         return "Rejected at the door by the before-queue content filter" + at
     if action == "proxy-accept":
