@@ -30,7 +30,7 @@ from bot.result import FileCoverage, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
 from parsers.journey import build_journeys
-from parsers.models import FINAL_STATUSES, LogEvent, Message
+from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message
 from parsers.trace import START_KINDS, group_messages, resolve_local_relays
 
 
@@ -256,6 +256,7 @@ async def _first_passes(
     st.hits.update(e.raw for e in hits)
     st.hit_ids.update(e.queue_id for e in hits if e.queue_id is not None)
     st.events.extend(e for e in hits if e.queue_id is None)  # pre-queue rejects are complete
+    await _connections(st, in_window, [e for e in hits if e.queue_id is None])
     st.wanted.update(e.queue_id for e in hits if e.queue_id is not None)
     if query.kind is TargetKind.QUEUE_ID:
         st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
@@ -263,6 +264,30 @@ async def _first_passes(
     await _trace_wanted(st, start, in_window, _regions(hits, in_window, region_bytes))
     if not hits and not st.truncated:
         await _look_outside(st, query, in_window)
+
+
+async def _connections(st: _ServerState, files: list[LogFile], unqueued: list[LogEvent]) -> None:
+    """A before-queue filter's proxy-accept/proxy-reject names no client: the same smtpd
+    process's connect from / client= lines do. Fetch those of each such process (by PID)."""
+    pids = {e.pid for e in unqueued if e.client_ip is None and e.pid is not None}
+    if not pids:
+        return
+    patterns = [
+        f"[{pid}]: {what}" for pid in sorted(pids) for what in ("connect from ", "NOQUEUE: client=")
+    ]
+    # only lines before a hit of the same process: its connection, not a later one
+    last: dict[tuple[str | None, str | None, int | None], int] = {}
+    for e in unqueued:
+        key = (e.path, e.program, e.pid)
+        last[key] = max(last.get(key, -1), e.offset if e.offset is not None else 2**62)
+    found = []
+    async for event in _read(st, files, patterns, with_offsets=True):
+        if event.kind not in START_KINDS | {EventKind.CONNECT}:
+            continue
+        if (event.offset or 0) < last.get((event.path, event.program, event.pid), -1):
+            found.append(event)
+    # before the hits: equal time stamps keep this order when the trace groups them
+    st.events[:0] = found
 
 
 def _earliest_messages(st: _ServerState, hits: list[LogEvent]) -> list[LogEvent]:

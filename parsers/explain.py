@@ -10,6 +10,8 @@ it).
 from __future__ import annotations
 
 from parsers.dsn import describe_dsn
+from parsers.failures import describe_failure
+from parsers.filters import explain_policy, filter_name, filter_verdict
 from parsers.models import Status
 
 NOBODY = "nobody"
@@ -46,6 +48,61 @@ def explain_status(status: Status, dsn: str | None, relay: str | None) -> tuple[
     if meaning and status is not Status.SENT:
         parts.append(f"{dsn} means {meaning}")
     return ". ".join(parts) + ".", _who_acts(status, dsn)
+
+
+def explain_recipient(
+    status: Status,
+    dsn: str | None,
+    relay: str | None,
+    *,
+    postfix_status: str | None = None,
+    reason: str | None = None,
+    stage: str | None = None,
+    content_filter: str | None = None,
+    daemon: str | None = None,
+) -> tuple[str, str]:
+    """(explanation, who has to act), told with what did it: a content filter's verdict, a
+    milter or before-queue filter, or a failure Postfix describes in its own fixed words."""
+    text, who = explain_status(status, dsn, relay)
+    policy = explain_policy(postfix_status, stage, daemon)
+    meaning = describe_dsn(dsn)
+    dsn_part = f" {dsn} means {meaning}." if meaning and status is not Status.SENT else ""
+    if content_filter is not None:
+        name = filter_name(content_filter)
+        verdict = filter_verdict(reason)
+        if status is Status.SENT:
+            return f"Handed to {name}, which queued it anew (followed below).", NOBODY
+        if verdict is not None and status is Status.DISCARDED:
+            return (
+                f"Stopped by {name}: its verdict was '{verdict}'; the recipient does not get it.",
+                US + " (check the filter's quarantine; release it if it was legitimate)",
+            )
+        if status in (Status.BOUNCED, Status.REJECTED):
+            return f"Refused by {name}.{dsn_part}", US + " if the mail was legitimate; else nobody"
+        if status is Status.UNKNOWN:
+            return (
+                f"Handed to {name}; what it did next is in its own logs.",
+                NOBODY + " (ask us to look at the filter's logs if it never arrived)",
+            )
+    if policy is not None:
+        if postfix_status == "proxy-accept":
+            nxt = "it was passed on (followed below)" if status is Status.SENT else ""
+            return (
+                f"{policy}; {nxt or 'what the filter did next is in its own logs'}.",
+                NOBODY,
+            )
+        if status is Status.REJECTED:
+            who = US + " if the mail was legitimate (our filter refused it); else nobody"
+            if dsn and dsn.startswith("4."):
+                who = NOBODY + " yet: the sending server retries"
+            return f"{policy}; the sending server got the error.{dsn_part}", who
+        return policy + ".", US + " (our policy)"
+    if status in (Status.DEFERRED, Status.BOUNCED, Status.EXPIRED):
+        failure = describe_failure(reason)
+        if failure is not None:
+            sentence, failure_who = failure
+            return f"{text} {sentence}.", failure_who if status is not Status.DEFERRED else who
+    return text, who
 
 
 def _who_acts(status: Status, dsn: str | None) -> str:

@@ -231,7 +231,9 @@ class _Joiner:
         """A next hop's NOQUEUE refusal belongs to the mail another server was delivering to the
         same recipient from the same sender at that time."""
         for k, refusal in enumerate(self.m):
-            if refusal.queue_id is not None or not refusal.recipients:
+            if refusal.queue_id is not None or refusal.status is Status.SENT:
+                continue  # queued, or accepted by a before-queue filter: not a refusal
+            if not refusal.recipients:
                 continue
             best: tuple[float, int] | None = None
             for i, msg in enumerate(self.m):
@@ -325,7 +327,7 @@ class _Joiner:
                 if j in seen:
                     continue
                 step = road
-                if self.m[j].host == msg.host and _is_filter(r):
+                if self.m[j].host == msg.host and (r.content_filter or _is_filter(r)):
                     step = (*road, "content filter")
                 for x in self._continued(j, r):
                     out.extend(self.follow(j, x, step, root, seen, hold_ups))

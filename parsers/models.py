@@ -73,6 +73,8 @@ class EventKind(StrEnum):
     DELETE = "delete"  # postsuper: QID: removed
     HEADER_ACTION = "header_action"  # cleanup: QID: warning|redirect|prepend|info|filter: ...
     NOTIFICATION = "notification"  # bounce: QID: sender non-delivery notification: NEWID
+    PROXY_ACCEPT = "proxy_accept"  # smtpd: [NOQUEUE: ]proxy-accept: END-OF-MESSAGE: 250 ...
+    SCREEN = "screen"  # postscreen: CONNECT/PASS/PREGREET/DNSBL/HANGUP ... from [ip]:port
     SMTP_INFO = "smtp_info"  # smtp: QID: host x[ip] said: ... / lost connection ...
     OTHER = "other"  # a Postfix line this parser has no reader for (kept raw)
     UNPARSED = "unparsed"  # not even the syslog envelope could be read
@@ -151,6 +153,9 @@ class Recipient(BaseModel):
     explanation: str = ""
     action_by: str = ""  # who has to act: nobody / sender / recipient's admin / us
     handed_to: str | None = None  # queue ID its delivery created ("queued as" / "forwarded as")
+    # relay= of the after-queue content filter that took it ("queued as" a copy) or judged it
+    content_filter: str | None = None
+    smtp_stage: str | None = None  # where in the SMTP session a reject/milter acted (RCPT, ...)
 
 
 class Message(BaseModel):

@@ -18,6 +18,7 @@ from typing import Any
 
 from parsers.envelope import YearGuess, parse_envelope
 from parsers.models import EventKind, LogEvent
+from parsers.postscreen import read_postscreen
 
 # Short IDs are hex (e.g. "4104E3D"); long IDs (enable_long_queue_ids) mix case and digits
 # (e.g. "48rT2v1hQrz1J0N"). Some how-tos use made-up IDs such as "BCDEFGHIJKL", so upper-case
@@ -113,7 +114,12 @@ def parse_message(daemon: str, text: str) -> dict[str, Any]:
             break
     match = _QID_PREFIX.match(text)
     if match is None or not (match["qid"] == "NOQUEUE" or is_queue_id(match["qid"])):
-        fields = _read_connection(text) or {"kind": EventKind.OTHER}
+        fields = (
+            _read_connection(text)
+            or _read_unqueued_action(daemon, text)
+            or (read_postscreen(text) if daemon == "postscreen" else None)
+            or {"kind": EventKind.OTHER}
+        )
         fields.setdefault("text", text)
         if level:
             fields["level"] = level
@@ -135,6 +141,15 @@ def _read_connection(text: str) -> dict[str, Any] | None:
         return None
     kind = EventKind.CONNECT if match["kind"] == "connect" else EventKind.DISCONNECT
     return {"kind": kind, "client_host": match["host"] or None, "client_ip": match["ip"]}
+
+
+def _read_unqueued_action(daemon: str, text: str) -> dict[str, Any] | None:
+    # A before-queue filter's verdict is often logged with neither NOQUEUE nor a queue ID:
+    # "proxy-reject: END-OF-MESSAGE: 554 5.7.1 Rejected for policy reasons; from=<a@x> to=<b@y>
+    #  proto=ESMTP helo=<h>"; milters' and smtpd's actions always carry one, but accept both.
+    if not text.startswith(("proxy-", "milter-", "reject: ", "discard: ", "hold: ")):
+        return None
+    return _read_action(daemon, text)
 
 
 def _read_queue_line(daemon: str, rest: str) -> dict[str, Any] | None:
@@ -273,6 +288,7 @@ def _read_action(daemon: str, rest: str) -> dict[str, Any] | None:
     head = body if tail_at < 0 else body[:tail_at]
     tail = "" if tail_at < 0 else body[tail_at + 2 :]
     stage, _, after_stage = head.partition(" ")
+    stage = stage.removesuffix(":")  # "END-OF-MESSAGE: 554 ..." (proxy-*, no client named)
     fields["smtp_stage"] = stage or None
     client = re.search(r"(?:^| )from " + _CLIENT_ADDR.pattern + r"(?::\d+)?(?::\s*|$)", after_stage)
     text = after_stage
@@ -304,10 +320,14 @@ def _read_action(daemon: str, rest: str) -> dict[str, Any] | None:
         if reply["dsn"]:
             fields["dsn"] = reply["dsn"]
         text = text[reply.end() :]
-    elif action in ("reject", "milter-reject"):
+    elif action in ("reject", "milter-reject", "proxy-reject"):
         found = _DSN.search(text)
         if found is not None:
             fields["dsn"] = found["dsn"]
+    if action == "proxy-accept":  # "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): ... queued as X"
+        hop = _QUEUED_AS.search(text)
+        if hop is not None:
+            fields["new_queue_id"] = hop["qid"]
     fields["reason"] = text.strip() or None
     return fields
 
@@ -337,6 +357,8 @@ def _action_kind(action: str) -> EventKind:
         return EventKind.DISCARD
     if action in ("hold", "milter-hold"):
         return EventKind.HOLD
+    if action == "proxy-accept":
+        return EventKind.PROXY_ACCEPT
     return EventKind.HEADER_ACTION
 
 

@@ -134,7 +134,7 @@ def tell(j: Journey, messages: Sequence[Message], zone: tzinfo, now: datetime) -
     return Story(
         verdict=verdict_line(j, zone),
         lines=lines,
-        evidence=_evidence(j),
+        evidence=_evidence(j, messages),
         raw=tuple(raw),
         title=title,
     )
@@ -308,14 +308,18 @@ def _notice_line(n: Notice, zone: tzinfo) -> str:
     return f"📨 {_NOTICE_WORDS[n.kind]}{to}: {state} ({n.host}, {short_when(n.at, zone)})"
 
 
-def _evidence(j: Journey) -> list[str]:
+def _evidence(j: Journey, messages: Sequence[Message]) -> list[str]:
     hops = " → ".join(
         f"{ref.host} {ref.queue_id}" for ref in j.messages if ref.queue_id is not None
     )
-    refusals = [ref.host for ref in j.messages if ref.queue_id is None]
+    unqueued = [(ref.host, messages[ref.index].status) for ref in j.messages if not ref.queue_id]
+    refusals = [host for host, status in unqueued if status is not Status.SENT]
+    accepted = [host for host, status in unqueued if status is Status.SENT]
     out = [f"Queue IDs: {hops}"] if hops else []
     if refusals:
         out.append("Refused before queueing on " + ", ".join(dict.fromkeys(refusals)))
+    if accepted:
+        out.append("Accepted by a before-queue filter on " + ", ".join(dict.fromkeys(accepted)))
     out.extend(f"{_NOTICE_WORDS[n.kind]}: {n.host} {n.queue_id}" for n in j.notices)
     if j.message_id:
         out.append(f"Message-ID: <{j.message_id}>")

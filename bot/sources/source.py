@@ -19,6 +19,7 @@ from bot.errors import NoLogFiles
 from bot.settings import Limits, ServerConfig
 from bot.sources import commands
 from bot.sources.runner import CommandRunner
+from parsers.clock import fall_backs, hour_prefixes, second_pass
 from parsers.envelope import YearGuess, parse_envelope
 from parsers.models import LogEvent
 from parsers.postfix import parse_line
@@ -40,22 +41,12 @@ class LogFile(BaseModel):
         return not (start is not None and self.mtime < start)
 
 
-def unfold_repeated_hour(event: LogEvent, last_seen: dict[str, datetime]) -> LogEvent:
-    """Local times without an offset repeat an hour when DST ends; read alone, a line of the
-    second pass gets the first pass's offset. A file's lines are in time order, so a line that
-    would go back in time while its other reading (fold=1) does not belongs to the second pass."""
-    stamp, path = event.timestamp, event.path or ""
-    if stamp is None:
-        return event
-    previous = last_seen.get(path)
-    # compare instants: two times of one zone object compare by wall clock, ignoring fold
-    if previous is not None and stamp.timestamp() < previous.timestamp() and stamp.fold == 0:
-        other = stamp.replace(fold=1)
-        if other.utcoffset() != stamp.utcoffset() and other.timestamp() >= previous.timestamp():
-            event = event.model_copy(update={"timestamp": other})
-            stamp = other
-    last_seen[path] = stamp
-    return event
+def _in_repeated_hour(stamp: datetime | None) -> bool:
+    """Does this wall-clock time name two instants (a DST fall-back's repeated hour)?"""
+    if stamp is None or stamp.tzinfo is None:
+        return False
+    first, second = stamp.replace(fold=0).utcoffset(), stamp.replace(fold=1).utcoffset()
+    return first is not None and second is not None and first > second
 
 
 class LogSource:
@@ -66,6 +57,9 @@ class LogSource:
         self.runner = runner
         self.limits = limits
         self._heads: dict[tuple[str, int, float], datetime | None] = {}
+        self._files: list[LogFile] = []
+        # repeated hour -> (the files it was read from, per path the lines of its second pass)
+        self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
 
     @property
     def name(self) -> str:
@@ -103,7 +97,8 @@ class LogSource:
             )
             for path, size, mtime, readable in raw
         ]
-        return sorted(files, key=lambda f: (f.first_seen or f.mtime, f.mtime))
+        self._files = sorted(files, key=lambda f: (f.first_seen or f.mtime, f.mtime))
+        return self._files
 
     async def _journal_days(self) -> list[LogFile]:
         """The journal as one pseudo file per UTC day from its first to its last entry, so the
@@ -174,7 +169,6 @@ class LogSource:
         if not readable or not patterns:
             return
         by_path = {f.path: f for f in readable}
-        last_seen: dict[str, datetime] = {}  # per file: lines come in the file's order
         paths = list(by_path)
         ordered = commands.longest_first(paths)
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
@@ -199,7 +193,51 @@ class LogSource:
                 path, offset, text = split
                 in_file = commands.is_plain(path) and not (regions and path in regions)
                 event = self.parse(by_path[path], text, offset if in_file else None)
-                yield unfold_repeated_hour(event, last_seen)
+                if _in_repeated_hour(event.timestamp):
+                    event = await self._settle_repeated_hour(event, by_path[path])
+                yield event
+
+    async def _settle_repeated_hour(self, event: LogEvent, file: LogFile) -> LogEvent:
+        """The offset of a line in a DST fall-back's repeated hour, decided from every line of
+        that hour in the server's files (see `parsers.clock`), the same for every query."""
+        stamp = event.timestamp
+        assert stamp is not None
+        local = stamp.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+        hour = next(
+            (h for h in fall_backs(self.server.zone, stamp, stamp) if h == local),
+            None,
+        )
+        if hour is None:
+            return event
+        later = await self._second_pass(hour)
+        if event.raw in later.get(file.path, set()):
+            return event.model_copy(update={"timestamp": stamp.replace(fold=1)})
+        # read alone the line is the first pass: keep it there, the file order says so
+        return event.model_copy(update={"timestamp": stamp.replace(fold=0)})
+
+    async def _second_pass(self, hour: datetime) -> dict[str, set[str]]:
+        zone = self.server.zone
+        start = hour.replace(tzinfo=zone, fold=0)
+        end = (hour + timedelta(hours=1)).replace(tzinfo=zone, fold=1)
+        files = [f for f in (self._files or await self.list_files()) if f.readable]
+        # by last write: a first line inside the repeated hour may misdate a file's start
+        files = sorted((f for f in files if f.covers(start, end)), key=lambda f: f.mtime)
+        key = tuple((f.path, f.size) for f in files)
+        cached = self._repeats.get(hour)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        prefixes = hour_prefixes(hour)
+        by_path: dict[str, list[str]] = {f.path: [] for f in files}
+        ordered = commands.longest_first(list(by_path))
+        command = commands.grep_command(list(by_path), prefixes, self.limits.command_timeout)
+        async for line in self.runner.stream(command):
+            split = commands.split_grep_line(line, ordered, with_offsets=False)
+            if split is not None:
+                by_path[split[0]].append(split[2])
+        later = second_pass((line for f in files for line in by_path[f.path]), prefixes)
+        found = {path: {line for line in lines if line in later} for path, lines in by_path.items()}
+        self._repeats[hour] = (key, found)
+        return found
 
     def parse(self, file: LogFile, text: str, offset: int | None = None) -> LogEvent:
         years = YearGuess(file.mtime.astimezone(self.server.zone), self.server.year)

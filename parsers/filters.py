@@ -1,0 +1,62 @@
+"""Content filters, before and after the queue, and milters: what their verdicts mean.
+
+Strategy: Postfix logs a filter's verdict in Postfix's own vocabulary, which hides it. An
+after-queue filter (`content_filter`, amavisd-new style) is reached by a delivery to a loopback
+SMTP/LMTP port: `status=sent` then only means "the filter took it". The copy it re-injects is a
+new queue ID on the same host ("queued as NEWID", `orig_queue_id=`); a reply that carries its
+verdict instead ("250 2.7.0 BLOCKED", "Ok, discarded", "quarantined", spam, virus) is the end of
+the road. A before-queue filter (`smtpd_proxy_filter`) answers inside smtpd's session:
+`proxy-reject` refuses at the door, `proxy-accept` takes the mail. Milters act in smtpd or
+cleanup (`milter-reject`, `milter-discard`, `milter-hold`). Each gets its own words here.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Words of a filter that kept the mail from its recipient although the SMTP reply was 2xx:
+# "250 2.7.0 Ok, discarded, id=31619-02 - spam", "250 2.7.0 BLOCKED (…)", "2.7.0 quarantined"
+_VERDICT = re.compile(
+    r"\b(?P<word>blocked|discarded|quarantined?|spam(?:my)?|virus|infected|banned|bad-header)\b",
+    re.IGNORECASE,
+)
+
+
+def filter_verdict(reply: str | None) -> str | None:
+    """The filter's verdict word in a 2xx reply ("blocked", "spam", ...), or None when the reply
+    reads as a plain acceptance (or names a new queue ID: the filter passed the mail on)."""
+    if not reply or "queued as" in reply:
+        return None
+    match = _VERDICT.search(reply)
+    if match is None:
+        return None
+    word = match["word"].lower()
+    return {"quarantine": "quarantined", "spammy": "spam"}.get(word, word)
+
+
+def filter_name(relay: str | None) -> str:
+    """'127.0.0.1[127.0.0.1]:10024' -> 'the content filter at 127.0.0.1:10024'."""
+    if not relay:
+        return "the content filter"
+    host, _, rest = relay.partition("[")
+    ip, _, port = rest.partition("]")
+    where = (ip or host) + port
+    return f"the content filter at {where}"
+
+
+def explain_policy(action: str | None, stage: str | None, daemon: str | None = None) -> str | None:
+    """Plain words for a policy action of a milter, a before-queue filter or postscreen."""
+    at = f" (at {stage})" if stage else ""
+    if daemon == "postscreen" and action == "reject":
+        return "Refused at the door by postscreen, our first line of defence, before smtpd saw it"
+    if action == "proxy-reject":
+        return "Rejected at the door by the before-queue content filter" + at
+    if action == "proxy-accept":
+        return "Accepted by the before-queue content filter"
+    if action == "milter-reject":
+        return "Rejected during the SMTP session by a milter" + at
+    if action == "milter-discard":
+        return "Discarded by a milter" + at + ": accepted, then silently dropped"
+    if action == "milter-hold":
+        return "Held by a milter" + at + ": parked in the hold queue until an admin releases it"
+    return None
