@@ -197,6 +197,8 @@ _SINGLE_WORDS: dict[Status, Callable[[Outcome], str]] = {
 
 def _short_reason(o: Outcome) -> str:
     meaning = describe_dsn(o.dsn)
+    if meaning and o.refused_by:  # name our own server that answered
+        return meaning.replace("the receiving server", o.refused_by)
     if meaning:
         return meaning
     if o.status is Status.HELD:
