@@ -89,15 +89,24 @@ class Query(BaseModel):
     def ignore_case(self) -> bool:
         return self.kind in (TargetKind.ADDRESS, TargetKind.DOMAIN)
 
-    def describe(self) -> str:
-        """'sender2@example.net on 2024-05-13' for headlines."""
-        what = {
+    @property
+    def needle_as_typed(self) -> str:
+        """The target written the way the grammar takes it (for suggested queries)."""
+        return f"<{self.target}>" if self.kind is TargetKind.MESSAGE_ID else self.target
+
+    def describe_target(self) -> str:
+        """'sender2@example.net', 'queue ID 4104E3D', 'client 203.0.113.7', ..."""
+        return {
             TargetKind.ADDRESS: self.target,
             TargetKind.DOMAIN: self.target,
             TargetKind.QUEUE_ID: f"queue ID {self.target}",
             TargetKind.MESSAGE_ID: f"message-id <{self.target}>",
             TargetKind.CLIENT_IP: f"client {self.target}",
         }[self.kind]
+
+    def describe(self) -> str:
+        """'sender2@example.net on 2024-05-13' for headlines."""
+        what = self.describe_target()
         if self.start is None or self.end is None:
             return what
         if self.end - self.start == timedelta(days=1) and self.start.time() == time(0):
