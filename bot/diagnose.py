@@ -12,7 +12,8 @@ nothing narrower explains the empty answer.
 Codes (stable, for scripts; documented in docs/json-schema.md), in the order they are ranked:
 servers_failed, files_unreadable (the answer is incomplete); other_days, outside_time_of_day,
 other_servers, other_role, connection_no_mail (the target was seen, elsewhere or otherwise);
-window_after_logs, window_before_retention (no logs for the time asked about); similar_address,
+window_after_logs, window_before_retention (no logs for the time asked about),
+window_partly_before_retention (a fact that explains nothing alone); similar_address,
 never_reached (likely, not certain).
 """
 
@@ -35,14 +36,10 @@ def diagnose(result: SearchResult) -> list[Diagnosis]:
         *_window_outside_logs(result),
     ]
     likely = _similar(result)
-    explained = any(not d.cause.startswith(_PARTLY) for d in certain) or bool(likely)
+    explained = any(d.code != "window_partly_before_retention" for d in certain) or bool(likely)
     if not explained:
         likely.append(_never_reached(result))
     return [*certain, *likely]
-
-
-# Part of the window predates the logs, the rest was read: a fact, but it explains nothing.
-_PARTLY = "Part of the time asked about"
 
 
 def _could_not_read(result: SearchResult) -> list[Diagnosis]:
@@ -119,9 +116,11 @@ def _window_outside_logs(result: SearchResult) -> list[Diagnosis]:
         )
     if partly:
         found.append(
-            Diagnosis(
-                code="window_before_retention",
-                cause=f"{_PARTLY} is older than the logs of {_servers_in(partly)}.",
+            Diagnosis(  # a fact, but it explains nothing: the rest of the window was read
+                code="window_partly_before_retention",
+                cause=(
+                    f"Part of the time asked about is older than the logs of {_servers_in(partly)}."
+                ),
                 evidence=tuple(partly),
             )
         )

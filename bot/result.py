@@ -86,6 +86,7 @@ class SearchResult(BaseModel):
     diagnosis: tuple[Diagnosis, ...] = ()
     other_days: tuple[str, ...] = ()  # dates (asker's zone) the target appears outside the window
     near: NearMisses = NearMisses()
+    default_days: int | None = None  # no date given: the last N days were searched (None: all)
     duration_s: float = 0.0
 
     @property

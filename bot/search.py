@@ -111,6 +111,8 @@ def matches(query: Query, event: LogEvent) -> bool:
     """Does this line really name the target (not just contain the string somewhere)?"""
     target = query.target
     if query.kind is TargetKind.ADDRESS:
+        if query.also_message_id and (event.message_id or "").lower() == target:
+            return True
         return target in {(a or "").lower() for a in (event.sender, event.recipient, event.orig_to)}
     if query.kind is TargetKind.DOMAIN:
         return any(
@@ -222,6 +224,7 @@ async def run_search(
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),
         other_days=tuple(sorted({d for st in states.values() for d in st.other_days})),
+        default_days=settings.default_days if query.start is None else None,
     )
     if not messages:
         near = await _near_misses(query, states, chosen, start, end)

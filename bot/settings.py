@@ -171,6 +171,9 @@ class SlackConfig(BaseModel):
     api_base_url: str | None = None  # GovSlack, a proxy, or a test fake (https, or loopback)
     http_port: int = Field(3000, ge=0, le=65535)
     http_host: str = "127.0.0.1"
+    # Whom teammates should ask when servers or log files need attention, as plain text (e.g.
+    # "the mail team in #mail-ops"); answers in Slack name it instead of operator commands.
+    contact: str | None = None
 
 
 Settings.model_rebuild()

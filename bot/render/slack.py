@@ -196,7 +196,8 @@ def render_thread(view: AnswerView, lines_key: str | None = None) -> SlackThread
     "Show log lines" button whose value is `KEY:INDEX`.
     """
     parent_blocks = sections(
-        view.verdicts or ["I found no log line for it; the thread says why."], title=view.headline
+        view.verdicts or [view.empty_summary or "I found no log line for it; the thread says why."],
+        title=view.headline,
     )
     parent_blocks += context(view.footer)
     pages = paginate(parent_blocks, label="Summary")

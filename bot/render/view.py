@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
+from bot.render.empty import diagnosis_lines, empty_headline, empty_summary, window_line
 from bot.result import SearchResult
 from parsers.dsn import describe_dsn
 from parsers.models import LinkKind, Message, Status
@@ -50,6 +51,7 @@ class AnswerView:
     messages: list[MessageView]
     footer: list[str]  # what was searched, failures, notes
     diagnosis: list[str]
+    empty_summary: str = ""  # for an empty answer: one sentence in place of the verdicts
 
 
 def when(moment: datetime | None, zone: tzinfo) -> str:
@@ -70,20 +72,18 @@ def who(address: str | None) -> str:
     return address or "<> (a bounce)"
 
 
-def build_view(result: SearchResult, zone: tzinfo) -> AnswerView:
-    """Everything an answer shows, as plain lines."""
+def build_view(result: SearchResult, zone: tzinfo, *, contact: str | None = None) -> AnswerView:
+    """Everything an answer shows, as plain lines. `contact` (Slack): whom a reader without
+    server access should ask when the servers need attention (see `render.empty`)."""
     count = len(result.messages)
     servers = len(result.searched)
     noun = "message" if count == 1 else "messages"
-    headline = (
-        f"{result.query.describe()}: {count} {noun}"
-        if count
-        else f"{result.query.describe()}: nothing found"
-    )
+    headline = f"{result.query.describe()}: {count} {noun}" if count else empty_headline(result)
     verdicts = [verdict_line(m, zone) for m in result.messages]
     footer = [
         f"Searched {servers} server{'s' if servers != 1 else ''} in {result.duration_s:.2f} s."
     ]
+    footer.extend(line for line in [window_line(result)] if line)
     for coverage in result.searched:
         first, last = coverage.span
         files = [f for f in coverage.files if f.searched]
@@ -93,18 +93,13 @@ def build_view(result: SearchResult, zone: tzinfo) -> AnswerView:
         )
     footer.extend(f"⚠️ {f.server}: {f.reason}: {f.detail}" for f in result.failures)
     footer.extend(f"ℹ️ {note}" for note in result.notes)
-    diagnosis = []
-    for rank, d in enumerate(result.diagnosis, start=1):
-        diagnosis.append(f"{rank}. {d.cause}")
-        diagnosis.extend(f"   evidence: {e}" for e in d.evidence)
-        if d.next_step:
-            diagnosis.append(f"   next: {d.next_step}")
     return AnswerView(
         headline=headline,
         verdicts=verdicts,
         messages=[message_view(m, zone) for m in result.messages],
         footer=footer,
-        diagnosis=diagnosis,
+        diagnosis=diagnosis_lines(result, contact),
+        empty_summary="" if count else empty_summary(result),
     )
 
 
