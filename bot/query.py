@@ -104,10 +104,13 @@ class Query(BaseModel):
     @property
     def needle_as_typed(self) -> str:
         """The target written the way the grammar takes it (for suggested queries)."""
-        return f"<{self.target}>" if self.kind is TargetKind.MESSAGE_ID else self.target
+        bracketed = self.kind is TargetKind.MESSAGE_ID or self.also_message_id
+        return f"<{self.target}>" if bracketed else self.target
 
     def describe_target(self) -> str:
         """'sender2@example.net', 'queue ID 4104E3D', 'client 203.0.113.7', ..."""
+        if self.also_message_id:
+            return f"<{self.target}> (as address or message-id)"
         return {
             TargetKind.ADDRESS: self.target,
             TargetKind.DOMAIN: self.target,

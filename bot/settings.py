@@ -187,23 +187,26 @@ def load_settings(path: str | Path) -> Settings:
     except OSError as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML{_yaml_where(exc)}") from exc
+        raise ConfigError(f"{path} is not valid YAML{_yaml_where(exc)}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping (`servers:` and so on)")
-    servers = raw.get("servers")
-    if not isinstance(servers, list) or not servers:
-        raise ConfigError(f"{path}: servers: list at least one server (`- name: mx1 …`)")
+    servers = raw.get("servers") or []
+    if not isinstance(servers, list):
+        raise ConfigError(f"{path}: servers: a list is expected (`- name: mx1 …` entries)")
     base = path.resolve().parent
     raw = {**raw, "base_dir": base}
     try:
         raw["servers"] = [_resolve_paths(s, base) for s in servers]
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_readable(exc)}") from exc
+    if not settings.servers:  # every search would then say nothing, for no reason
+        raise ConfigError(f"{path}: servers: list at least one server (`- name: mx1 …`)")
+    return settings
 
 
 def local_settings(globs: list[str], zone: str = "UTC", year: int | None = None) -> Settings:
