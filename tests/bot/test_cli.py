@@ -99,7 +99,8 @@ def test_unreadable_everything_is_couldnt_search(
     out = capsys.readouterr().out
     assert status == 3
     assert out.startswith("a@example.org: couldn't search (local could not be searched)\n")
-    assert "nothing found" not in out and "never reached" not in out
+    assert "nothing found" not in out
+    assert "never reached" not in out
 
 
 def test_console_script_help() -> None:

@@ -17,7 +17,7 @@ from bot.sources.factory import build_sources
 
 NOW = datetime(2024, 7, 1, tzinfo=UTC)
 TWO_HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "postfix" / "two-hosts"
-DEMO_NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)  # after the capture (2026-11-28 16:57–16:59)
+DEMO_NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)  # after the capture (2026-11-28 16:57 to 16:59)
 
 
 async def _search(log: Path, text: str, *extra: ServerConfig) -> SearchResult:
@@ -103,7 +103,8 @@ async def test_failed_server_ranks_first_and_rules_out_never_reached(
     assert codes(result) == ["servers_failed", "window_partly_before_retention"]
     assert result.diagnosis[0].evidence == (f"mx2: no log files: nothing matches {tmp_path}/none*",)
     assert result.diagnosis[0].for_operator
-    assert not result.complete and not result.could_not_search
+    assert not result.complete
+    assert not result.could_not_search
 
 
 async def test_time_of_day_on_the_right_day(tmp_path: Path) -> None:

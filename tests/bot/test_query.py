@@ -162,7 +162,8 @@ def test_phone_forms_are_forgiven(
     if start is None or end is None:
         assert q.start is None
     else:
-        assert q.start is not None and q.end is not None
+        assert q.start is not None
+        assert q.end is not None
         assert (q.start.day, q.start.hour) == start
         assert (q.end.day, q.end.hour) == end
     assert q.servers == servers
