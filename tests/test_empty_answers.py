@@ -78,7 +78,7 @@ def test_stopped_server_and_unreadable_file_are_said_and_nothing_is_guessed(
     query = ["trace", "nobody@example.net", "2026-11-28", "--config", str(config)]
     status = main([*query, "--format", "json"])
     doc = json.loads(capsys.readouterr().out)
-    assert status == 1
+    assert status == 1, doc["failures"]
     codes = [d["code"] for d in doc["diagnosis"]]
     assert codes[:2] == ["servers_failed", "files_unreadable"]
     assert "never_reached" not in codes
