@@ -5,7 +5,7 @@
     mailtrace serve            run the Slack bot
 
 Exit statuses of `trace`: 0 found, 1 nothing found, 2 usage or configuration error,
-3 every server failed.
+3 nothing could be searched (every server failed, or no log file could be read).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "Without --log or --config, the configuration in $MAILTRACE_CONFIG is used, else "
             "the bundled demo (real Postfix logs). Exit status: 0 found, 1 nothing found, "
-            "2 usage or configuration error, 3 every server failed."
+            "2 usage or configuration error, 3 nothing could be searched."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -126,7 +126,7 @@ def run_trace(args: argparse.Namespace) -> int:
         sys.stdout.write(render_text(result, zone, show_lines=args.lines))
     if result.messages:
         return EXIT_FOUND
-    if result.searched and len(result.failures) == len(result.searched):
+    if result.could_not_search:
         return EXIT_SERVERS
     return EXIT_NOTHING
 

@@ -20,13 +20,15 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from datetime import time as time_of_day
 from typing import Any
 
+from bot import nearmiss
 from bot.diagnose import diagnose
 from bot.errors import MailtraceError, SourceError, UsageError
 from bot.query import Query, TargetKind
-from bot.result import FileCoverage, SearchResult, SourceCoverage, SourceFailure
+from bot.result import FileCoverage, NearMisses, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
 from parsers.journey import build_journeys
@@ -51,6 +53,11 @@ class _ServerState:
         self.hits: set[str] = set()  # raw lines that named the target (pass 1)
         self.hit_ids: set[str] = set()  # and their queue IDs
         self.untraced = 0  # messages found by pass 1 but beyond max_messages
+        # near misses seen by pass 1 (for the diagnosis of an empty answer)
+        self.other_times: set[datetime] = set()  # the asked day(s), outside the asked hours
+        self.other_role: list[str] = []  # the target in a line in another role
+        self.connections: list[str] = []  # the client came and went without mail
+        self.similar: list[str] = []
 
 
 def resolve_window(
@@ -105,6 +112,8 @@ def matches(query: Query, event: LogEvent) -> bool:
     """Does this line really name the target (not just contain the string somewhere)?"""
     target = query.target
     if query.kind is TargetKind.ADDRESS:
+        if query.also_message_id and (event.message_id or "").lower() == target:
+            return True
         return target in {(a or "").lower() for a in (event.sender, event.recipient, event.orig_to)}
     if query.kind is TargetKind.DOMAIN:
         return any(
@@ -217,10 +226,42 @@ async def run_search(
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),
         other_days=tuple(sorted({d for st in states.values() for d in st.other_days})),
+        default_days=settings.default_days if query.start is None else None,
     )
     if not messages:
+        near = await _near_misses(query, states, chosen, start, end)
+        result = result.model_copy(update={"near": near})
         result = result.model_copy(update={"diagnosis": tuple(diagnose(result))})
     return result.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
+
+
+async def _near_misses(
+    query: Query,
+    states: dict[str, _ServerState],
+    chosen: Sequence[LogSource],
+    start: datetime | None,
+    end: datetime | None,
+) -> NearMisses:
+    """What pass 1 saw around the target, and the servers an `on ...` left out that name it."""
+    left_out = [st.source for st in states.values() if st.source not in chosen]
+    others: list[str] = []
+    if query.servers and left_out:
+        others = await nearmiss.servers_naming(left_out, query, start, end, matches)
+    every = list(states.values())
+    return NearMisses(
+        other_times=tuple(sorted({t for st in every for t in st.other_times})),
+        other_servers=tuple(others),
+        other_role=tuple(line for st in every for line in st.other_role)[: nearmiss.MAX_SAMPLES],
+        similar=tuple(dict.fromkeys(s for st in every for s in st.similar)),
+        connections=tuple(_session_ends(line for st in every for line in st.connections)),
+    )
+
+
+def _session_ends(lines: Iterable[str]) -> list[str]:
+    """The lines that say how a client's sessions ended (not the bare "connect from")."""
+    every = list(lines)
+    ends = [line for line in every if " connect from " not in line] or every
+    return ends[: nearmiss.MAX_SAMPLES]
 
 
 def choose_servers(query: Query, sources: Sequence[LogSource]) -> list[LogSource]:
@@ -242,15 +283,21 @@ async def _first_passes(
     st.files = await st.source.list_files()
     in_window = [f for f in st.files if f.covers(start, end)]
     hits: list[LogEvent] = []
+    asked_days = _asked_days(query)
     async for event in _read(
         st, in_window, [query.needle], ignore_case=query.ignore_case, with_offsets=True
     ):
         if not matches(query, event):
+            if _in_window(event, start, end):
+                _note_stray(st, query, event)
             continue
         if _in_window(event, start, end):
-            hits.append(event)
+            if event.queue_id is None and event.kind in _SESSION_KINDS:
+                _note_stray(st, query, event)  # the client's session, not a message
+            else:
+                hits.append(event)
         elif event.timestamp is not None:
-            st.other_days.add(event.timestamp.astimezone(query.zone).date().isoformat())
+            _note_elsewhere(st, query, event.timestamp, asked_days)
     st.searched.update(f.path for f in in_window)
     hits = _earliest_messages(st, hits)
     st.hits.update(e.raw for e in hits)
@@ -264,6 +311,30 @@ async def _first_passes(
     await _trace_wanted(st, start, in_window, _regions(hits, in_window, region_bytes))
     if not hits and not st.truncated:
         await _look_outside(st, query, in_window)
+        if not st.other_times and not st.other_days:
+            st.similar = await nearmiss.similar_addresses(st.source, in_window, query, start, end)
+
+
+_SESSION_KINDS = (EventKind.CONNECT, EventKind.DISCONNECT)
+
+
+def _asked_days(query: Query) -> set[date]:
+    """The days (asker's zone) a query with a time of day is about; empty for whole days."""
+    if query.start is None or query.end is None:
+        return set()
+    start, end = query.start.astimezone(query.zone), query.end.astimezone(query.zone)
+    if start.time() == time_of_day(0) and end.time() == time_of_day(0):
+        return set()  # whole days: another time is another day
+    first, last = start.date(), (end - timedelta(microseconds=1)).date()
+    return {first, last}
+
+
+def _note_stray(st: _ServerState, query: Query, event: LogEvent) -> None:
+    kind = nearmiss.classify_stray(query, event)
+    if kind == "connection" and len(st.connections) < 50:
+        st.connections.append(event.raw)
+    elif kind == "role" and len(st.other_role) < 50:
+        st.other_role.append(event.raw)
 
 
 async def _connections(st: _ServerState, files: list[LogFile], unqueued: list[LogEvent]) -> None:
@@ -311,9 +382,19 @@ async def _look_outside(st: _ServerState, query: Query, searched: list[LogFile])
     others = [f for f in st.files if f.path not in {s.path for s in searched}]
     if not others:
         return
+    asked_days = _asked_days(query)
     async for event in _read(st, others, [query.needle], ignore_case=query.ignore_case):
         if matches(query, event) and event.timestamp is not None:
-            st.other_days.add(event.timestamp.astimezone(query.zone).date().isoformat())
+            _note_elsewhere(st, query, event.timestamp, asked_days)
+
+
+def _note_elsewhere(st: _ServerState, query: Query, stamp: datetime, asked_days: set[date]) -> None:
+    """The target outside the window: the asked day at another hour, or another day."""
+    day = stamp.astimezone(query.zone).date()
+    if day in asked_days:
+        st.other_times.add(stamp)
+    else:
+        st.other_days.add(day.isoformat())
 
 
 def _regions(
@@ -553,7 +634,7 @@ def _coverage(st: _ServerState) -> SourceCoverage:
                 path=f.path,
                 first_seen=f.first_seen,
                 last_seen=f.mtime,
-                searched=f.path in st.searched,
+                searched=f.path in st.searched and f.readable,
                 readable=f.readable,
             )
             for f in st.files

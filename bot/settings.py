@@ -183,6 +183,9 @@ class SlackConfig(BaseModel):
     api_base_url: str | None = None  # GovSlack, a proxy, or a test fake (https, or loopback)
     http_port: int = Field(3000, ge=0, le=65535)
     http_host: str = "127.0.0.1"
+    # Whom teammates should ask when servers or log files need attention, as plain text (e.g.
+    # "the mail team in #mail-ops"); answers in Slack name it instead of operator commands.
+    contact: str | None = None
 
 
 Settings.model_rebuild()
@@ -196,18 +199,26 @@ def load_settings(path: str | Path) -> Settings:
     except OSError as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path} is not valid YAML{_yaml_where(exc)}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping")
+        raise ConfigError(f"{path}: the top level must be a mapping (`servers:` and so on)")
+    servers = raw.get("servers") or []
+    if not isinstance(servers, list):
+        raise ConfigError(f"{path}: servers: a list is expected (`- name: mx1 …` entries)")
     base = path.resolve().parent
     raw = {**raw, "base_dir": base}
-    raw["servers"] = [_resolve_paths(s, base) for s in raw.get("servers") or []]
     try:
-        return Settings.model_validate(raw)
+        raw["servers"] = [_resolve_paths(s, base) for s in servers]
+        settings = Settings.model_validate(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_readable(exc)}") from exc
+    if not settings.servers:  # every search would then say nothing, for no reason
+        raise ConfigError(f"{path}: servers: list at least one server (`- name: mx1 …`)")
+    return settings
 
 
 def local_settings(globs: list[str], zone: str = "UTC", year: int | None = None) -> Settings:
@@ -217,10 +228,27 @@ def local_settings(globs: list[str], zone: str = "UTC", year: int | None = None)
     return Settings(timezone=zone, default_days=None, servers=(server,))
 
 
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """' at line 4, column 7: mapping values are not allowed here' (one line, 1-based)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return where + (f": {problem}" if problem else "")
+
+
+_LISTS = ("logs", "keys", "aliases")
+
+
 def _resolve_paths(server: Any, base: Path) -> Any:
     if not isinstance(server, dict):
         return server
     out = dict(server)
+    for field in _LISTS:  # `logs: "/var/log/mail.log*"`: one string where a list is expected
+        if isinstance(out.get(field), str):
+            name = out.get("name", "?")
+            raise ConfigError(
+                f'servers ({name}): {field}: a list is expected, e.g. {field}: ["{out[field]}"]'
+            )
     if out.get("local") and "logs" in out:
         out["logs"] = [_absolute(str(g), base) for g in out["logs"] or []]
     if "keys" in out:
@@ -236,8 +264,10 @@ def _absolute(path: str, base: Path) -> str:
 
 
 def _readable(exc: ValidationError) -> str:
+    """Each error as `servers.0.port: Input should be …`, joined with semicolons."""
     parts = []
     for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"]) or "top level"
+        loc = [str(x) for x in err["loc"]]
+        where = ".".join(loc) or "top level"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)

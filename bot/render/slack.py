@@ -203,7 +203,8 @@ def render_thread(view: AnswerView, lines_key: str | None = None) -> SlackThread
     if len(view.verdicts) > len(shown):
         shown.append(f"…and {len(view.verdicts) - len(shown)} more mails in the thread.")
     parent_blocks = sections(
-        shown or ["I found no log line for it; the thread says why."], title=view.headline
+        shown or [view.empty_summary or "I found no log line for it; the thread says why."],
+        title=view.headline,
     )
     parent_blocks += context(view.footer)
     pages = paginate(parent_blocks, label="Summary")

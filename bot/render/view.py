@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
+from bot.render.empty import diagnosis_lines, empty_headline, empty_summary, window_line
 from bot.render.story import Story, short_when, tally, tell
 from bot.result import SearchResult
 
@@ -22,22 +23,32 @@ class AnswerView:
     stories: list[Story]  # one per mail: the thread reply
     footer: list[str]  # what was searched, failures, notes
     diagnosis: list[str]
+    empty_summary: str = ""  # for an empty answer: one sentence in place of the verdicts
 
 
-def build_view(result: SearchResult, zone: tzinfo, now: datetime | None = None) -> AnswerView:
-    """Everything an answer shows, as plain lines; `now` is for "how long ago"."""
+def build_view(
+    result: SearchResult,
+    zone: tzinfo,
+    now: datetime | None = None,
+    *,
+    contact: str | None = None,
+) -> AnswerView:
+    """Everything an answer shows, as plain lines; `now` is for "how long ago". `contact`
+    (Slack): whom a reader without server access should ask when the servers need attention
+    (see `render.empty`)."""
     now = now or datetime.now(UTC)
     servers = len(result.searched)
     stories = [tell(j, result.messages, zone, now) for j in result.journeys]
     headline = (
         f"{result.query.describe()} — {tally(result.journeys)}"
         if result.journeys
-        else f"{result.query.describe()}: nothing found"
+        else empty_headline(result)
     )
     verdicts = [story.verdict for story in stories]
     footer = [
         f"Searched {servers} server{'s' if servers != 1 else ''} in {result.duration_s:.2f} s."
     ]
+    footer.extend(line for line in [window_line(result)] if line)
     for coverage in result.searched:
         first, last = coverage.span
         files = [f for f in coverage.files if f.searched]
@@ -47,16 +58,11 @@ def build_view(result: SearchResult, zone: tzinfo, now: datetime | None = None) 
         )
     footer.extend(f"⚠️ {f.server}: {f.reason}: {f.detail}" for f in result.failures)
     footer.extend(f"ℹ️ {note}" for note in result.notes)
-    diagnosis = []
-    for rank, d in enumerate(result.diagnosis, start=1):
-        diagnosis.append(f"{rank}. {d.cause}")
-        diagnosis.extend(f"   evidence: {e}" for e in d.evidence)
-        if d.next_step:
-            diagnosis.append(f"   next: {d.next_step}")
     return AnswerView(
         headline=headline,
         verdicts=verdicts,
         stories=stories,
         footer=footer,
-        diagnosis=diagnosis,
+        diagnosis=diagnosis_lines(result, contact),
+        empty_summary="" if result.journeys else empty_summary(result),
     )

@@ -34,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ConfigError, UsageError
 from bot.query import USAGE, Query, parse_query
+from bot.render.empty import DEFAULT_CONTACT
 from bot.render.slack import (
     SHOW_LINES_ACTION,
     escape,
@@ -173,10 +174,8 @@ def build_app(
 
 
 def usage_message(error: str) -> str:
-    """A usage error as mrkdwn: the complaint, then the usage with examples in a code block."""
-    complaint, _, usage = error.partition("Usage:")
-    usage = ("Usage:" + usage) if usage else USAGE
-    return f"{escape(complaint.strip())}\n```{escape(usage.strip())}```"
+    """A usage error as mrkdwn: its one line (with at most one example), and where help is."""
+    return f"{escape(error.strip())}\nType `/mailtrace help` for the whole grammar."
 
 
 class MailtraceBot:
@@ -194,6 +193,7 @@ class MailtraceBot:
         monotonic: Callable[[], float],
     ) -> None:
         config = settings.slack or SlackConfig()
+        self.contact = config.contact or DEFAULT_CONTACT
         self.settings = settings
         self.sources_factory = sources_factory
         self.clock = clock
@@ -286,7 +286,7 @@ class MailtraceBot:
             await delivery.start(render_progress(query.describe(), names, note))
             async with self.running.slot():
                 result = await self._search(query, sources, names, delivery)
-            view = build_view(result, zone)
+            view = build_view(result, zone, contact=self.contact)
             key = self._keep_lines(view, delivery)
             await delivery.finish(render_thread(view, key))
             outcome = Outcome.ANSWERED if result.messages else Outcome.NOTHING_FOUND

@@ -67,7 +67,40 @@ def test_usage_error_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert status == 2
     assert "is not an address" in err
-    assert "Examples:" in err
+    assert err.count("\n") == 1  # one line, with at most one example
+    assert err.count("/mailtrace ") == 1
+
+
+def test_future_date_is_nothing_found_without_guesses(
+    howto_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A day after the newest log: exit 1, 'no logs yet' and the day it was logged, in text;
+    no 'never reached' (nothing was read for that day)."""
+    status = main(["trace", "sender2@example.net", "2024-06-01", "--log", str(howto_log)])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert out.splitlines()[0] == "sender2@example.net on 2024-06-01: nothing found"
+    assert "1. It was logged, but on other days than the one asked about." in out
+    assert "2. local has no logs yet for that time." in out
+    assert "never reached" not in out
+
+
+def test_unreadable_everything_is_couldnt_search(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing could be read (the only log glob matches nothing): exit 3, the headline says
+    'couldn't search', and the JSON codes hold no guess about the mail."""
+    status = main(["trace", "a@example.org", "--log", f"{tmp_path}/none*", "--format", "json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert status == 3
+    assert [d["code"] for d in doc["diagnosis"]] == ["servers_failed"]
+    assert doc["diagnosis"][0]["next_step"].startswith("Run `mailtrace doctor`")
+    status = main(["trace", "a@example.org", "--log", f"{tmp_path}/none*"])
+    out = capsys.readouterr().out
+    assert status == 3
+    assert out.startswith("a@example.org: couldn't search (local could not be searched)\n")
+    assert "nothing found" not in out
+    assert "never reached" not in out
 
 
 def test_console_script_help() -> None:

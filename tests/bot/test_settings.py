@@ -59,6 +59,36 @@ def test_bad_configuration_names_the_problem(tmp_path: Path, text: str, words: s
 
 def test_loopback_http_api_is_allowed(tmp_path: Path) -> None:
     """A local fake or proxy on loopback may use plain http."""
-    settings = _load(tmp_path, "slack: {api_base_url: 'http://127.0.0.1:8080/api/'}\n")
+    settings = _load(
+        tmp_path,
+        "servers: [{name: mx, local: true}]\nslack: {api_base_url: 'http://127.0.0.1:8080/api/'}\n",
+    )
     assert settings.slack is not None
     assert settings.slack.api_base_url == "http://127.0.0.1:8080/api/"
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("servers: []\n", "mailtrace.yaml: servers: list at least one server"),
+        ("", "mailtrace.yaml: servers: list at least one server"),
+        ("timezone: UTC\n", "mailtrace.yaml: servers: list at least one server"),
+        (
+            "servers:\n  - name: mx1\n    local: true\n    logs: /var/log/mail.log\n",
+            'mailtrace.yaml: servers (mx1): logs: a list is expected, e.g. logs: ["/var/log/mail.log"]',
+        ),
+        (
+            "servers:\n  - name: mx1\n   local: true\n",
+            "mailtrace.yaml is not valid YAML at line 3, column 4",
+        ),
+    ],
+)
+def test_config_mistakes_are_one_line_naming_file_and_field(
+    tmp_path: Path, text: str, line: str
+) -> None:
+    """An empty server list, a string for a list and broken YAML are one line with the file."""
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message == str(tmp_path) + "/" + line or message.startswith(f"{tmp_path}/{line}")
