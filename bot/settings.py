@@ -191,7 +191,9 @@ def load_settings(path: str | Path) -> Settings:
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = path.resolve().parent
     raw = {**raw, "base_dir": base}
-    raw["servers"] = [_resolve_paths(s, base) for s in raw.get("servers") or []]
+    servers = raw.get("servers") or []
+    if isinstance(servers, list):  # anything else: the schema says what is wrong
+        raw["servers"] = [_resolve_paths(s, base) for s in servers]
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
@@ -209,11 +211,11 @@ def _resolve_paths(server: Any, base: Path) -> Any:
     if not isinstance(server, dict):
         return server
     out = dict(server)
-    if out.get("local") and "logs" in out:
-        out["logs"] = [_absolute(str(g), base) for g in out["logs"] or []]
-    if "keys" in out:
-        out["keys"] = [_absolute(str(k), base) for k in out["keys"] or []]
-    if out.get("known_hosts"):
+    if out.get("local") and isinstance(out.get("logs"), list):
+        out["logs"] = [_absolute(str(g), base) for g in out["logs"]]
+    if isinstance(out.get("keys"), list):
+        out["keys"] = [_absolute(str(k), base) for k in out["keys"]]
+    if isinstance(out.get("known_hosts"), str) and out["known_hosts"]:
         out["known_hosts"] = _absolute(str(out["known_hosts"]), base)
     return out
 
