@@ -174,7 +174,9 @@ async def test_an_unresolvable_slack_host_is_one_readable_line(
     fake: FakeSlack, tmp_path: Path
 ) -> None:
     """A Slack API host that DNS cannot resolve is logged as one line naming the host."""
-    config = write_config(tmp_path, fake, api_base_url="https://mailtrace-no-such-host.invalid/api/")
+    config = write_config(
+        tmp_path, fake, api_base_url="https://mailtrace-no-such-host.invalid/api/"
+    )
     async with serve_process(config, HTTP_ENV) as serving:
         line = await serving.wait_for_log("slack_unreachable", timeout=60)
         assert await serving.stop(timeout=DOCKER_STOP_S) == 0
@@ -220,7 +222,9 @@ async def test_a_signal_ends_a_socket_mode_connection_that_never_opens(
     """When apps.connections.open hands out a WebSocket URL that never answers (slack_sdk
     retries such a connection for ever), a signal still ends serve within 10 s."""
     with silent_server() as port:
-        fake.on("apps.connections.open", lambda call: {"ok": True, "url": f"ws://127.0.0.1:{port}/"})
+        fake.on(
+            "apps.connections.open", lambda call: {"ok": True, "url": f"ws://127.0.0.1:{port}/"}
+        )
         async with serve_process(write_config(tmp_path, fake), SOCKET_ENV) as serving:
             await serving.wait_for_log("starting mode=socket")
             await fake.wait_for_call("apps.connections.open", count=2)  # ours, then slack_sdk's

@@ -10,14 +10,13 @@ import pytest
 
 from bot.slack.audit import Outcome
 from bot.slack.logs import KeyValueFormatter, LibraryPrivacyFilter
+from tests import test_slack_app
 from tests.fakeslack import signed_slash_command_request
-from tests.test_slack_app import (  # noqa: F401 - fixtures used by name
-    HOWTO_LOG,
-    BotFactory,
-    fake,
-    log_settings,
-    make_bot,
-)
+from tests.test_slack_app import HOWTO_LOG, BotFactory, log_settings
+
+# The app tests' fixtures, by name: the fake Slack and a factory of served Bolt apps.
+fake = test_slack_app.fake
+make_bot = test_slack_app.make_bot
 
 QUERY = "sender2@example.net 2024-05-13"
 

@@ -78,7 +78,7 @@ def test_any_argv_ends_in_a_status_never_a_traceback(
         status: int | str | None = cli.main(argv)
     except SystemExit as exc:  # argparse (bad arguments, --help)
         status = exc.code
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert status in (0, 1, 2, 3)
     assert "Traceback" not in err
     if status == 2 and err:
@@ -170,18 +170,22 @@ def test_any_configuration_loads_or_is_a_config_error(document: Any, tmp_path: P
     one line); nothing else escapes the loader."""
     path = tmp_path / "mailtrace.yaml"
     path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    outcome: Settings | ConfigError
     try:
-        loaded = load_settings(path)
+        outcome = load_settings(path)
     except ConfigError as exc:
-        assert "Traceback" not in str(exc)
-        assert str(exc).strip()
-    else:
-        assert isinstance(loaded, Settings)
+        outcome = exc
+    assert isinstance(outcome, Settings) or str(outcome).strip()
 
 
 @pytest.mark.parametrize(
     "text",
-    ["servers: [", "\x00", "servers:\n  - name: mx1\n    logs: !!python/object:os.system x\n", "- 1"],
+    [
+        "servers: [",
+        "\x00",
+        "servers:\n  - name: mx1\n    logs: !!python/object:os.system x\n",
+        "- 1",
+    ],
 )
 def test_broken_yaml_is_a_config_error(text: str, tmp_path: Path) -> None:
     """YAML that does not parse, or that asks for a Python object, is a ConfigError."""
