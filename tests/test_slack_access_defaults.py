@@ -1,15 +1,20 @@
 """Safe by default: guests and people of other organisations are refused and audited; the service
-log never quotes a refused request."""
+log never quotes a refused request; an answer that lost a server is not audited as complete."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.errors import CommandFailed
+from bot.settings import ServerConfig, Settings, SlackConfig
 from bot.slack.audit import Outcome
 from bot.slack.logs import KeyValueFormatter, LibraryPrivacyFilter
+from bot.sources.runner import LocalRunner
+from bot.sources.source import LogSource
 from tests import test_slack_app
 from tests.fakeslack import signed_slash_command_request
 from tests.test_slack_app import HOWTO_LOG, BotFactory, log_settings
@@ -121,3 +126,33 @@ async def test_a_bad_signature_request_leaves_no_request_contents_in_the_log(
     assert "USECRETUSER" not in text
     assert "private-person" not in text
     assert "response_url" not in text
+
+
+class RefusingRunner(LocalRunner):
+    """A server whose sshd keeps refusing new sessions (what the SSH runner raises then)."""
+
+    async def stream(self, command: str) -> AsyncIterator[str]:
+        raise CommandFailed(self.name, "the server refused a new SSH session: open failed")
+        yield ""  # pragma: no cover - makes this an async generator
+
+
+async def test_an_answer_missing_a_server_is_audited_as_incomplete(make_bot: BotFactory) -> None:
+    """When one server fails and the other answers, the thread is posted but the audit entry
+    says `incomplete` and names the lost server, never `answered`."""
+    good = ServerConfig(name="mx1", local=True, logs=(str(HOWTO_LOG),), year=2024)
+    lost = ServerConfig(name="mx2", local=True, logs=(str(HOWTO_LOG),), year=2024)
+    settings = Settings(default_days=None, servers=(good, lost), slack=SlackConfig())
+
+    def sources() -> list[LogSource]:
+        return [
+            LogSource(good, LocalRunner("mx1"), settings.limits),
+            LogSource(lost, RefusingRunner("mx2"), settings.limits),
+        ]
+
+    bot = await make_bot(settings, sources)
+    await bot.command(QUERY)
+    [entry] = await bot.audit.wait(1)
+    assert entry.outcome is Outcome.INCOMPLETE
+    assert entry.reason.startswith("mx2: ")
+    assert entry.counts["failures"] == 1
+    assert entry.counts["messages"] >= 1

@@ -312,6 +312,9 @@ class MailtraceBot:
             key = self._keep_lines(result, delivery)
             await delivery.finish(render_thread(view, key))
             outcome = Outcome.ANSWERED if result.messages else Outcome.NOTHING_FOUND
+            if result.failures:  # an answer missing a server is never audited as complete
+                outcome = Outcome.INCOMPLETE
+                reason = "; ".join(f"{f.server}: {f.reason}" for f in result.failures)[:300]
         except asyncio.CancelledError:
             outcome, reason = Outcome.CANCELLED, "shutdown"
             task = asyncio.current_task()
