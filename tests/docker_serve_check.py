@@ -102,7 +102,9 @@ async def main() -> int:
                 docker("stop", NAME)
                 stop_s = time.monotonic() - started
                 status = docker("inspect", "-f", "{{.State.ExitCode}}", NAME).strip()
-                print(f"docker: serve answered in a thread; docker stop {stop_s:.1f} s, exit {status}")
+                print(
+                    f"docker: serve answered in a thread; docker stop {stop_s:.1f} s, exit {status}"
+                )
                 return 0 if stop_s < 10 and status == "0" else 1
             finally:
                 subprocess.run(["docker", "rm", "-f", NAME], capture_output=True, check=False)
