@@ -30,11 +30,14 @@ RUN groupadd --system --gid 10001 mailtrace \
     && mkdir -p /etc/mailtrace /var/log/mailtrace \
     && chown mailtrace:mailtrace /var/log/mailtrace
 
+# The image's Python dependencies are pinned (config/image-constraints.txt, from `pip freeze` of
+# a clean install): rebuilding gives the same image.
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY config/image-constraints.txt ./
 COPY bot ./bot
 COPY parsers ./parsers
-RUN pip install . && cd / && rm -rf /src
+RUN pip install -c image-constraints.txt . && cd / && rm -rf /src
 
 WORKDIR /home/mailtrace
 USER 10001:10001

@@ -17,7 +17,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import ValidationError
 
 from bot.errors import ConfigError, MailtraceError, UsageError
 from bot.query import USAGE, parse_query
@@ -32,8 +35,47 @@ DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 EXIT_FOUND, EXIT_NOTHING, EXIT_USAGE, EXIT_SERVERS = 0, 1, 2, 3
 
 
+YEAR_RANGE = (1970, 2200)  # ServerConfig.year's bounds
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (and status 2), not usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {printable(message)} (see {self.prog} --help)\n")
+
+
+def printable(text: str) -> str:
+    """`text` with its line breaks kept and any other control character shown escaped (an
+    argument holding a \\r or \\x85 must not split or overwrite a line of the message)."""
+    return "\n".join(
+        "".join(c if c.isprintable() else repr(c)[1:-1] for c in line) for line in text.split("\n")
+    )
+
+
+def year_arg(text: str) -> int:
+    """--year: a four-digit year in ServerConfig's range."""
+    try:
+        year = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a year like 2024, not {text!r}") from None
+    low, high = YEAR_RANGE
+    if not low <= year <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {year}")
+    return year
+
+
+def zone_arg(text: str) -> str:
+    """--tz / --log-tz: an IANA zone this machine knows."""
+    try:
+        zone_named(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mailtrace",
         description="Tell what happened to an email, from Postfix logs (local or over SSH).",
     )
@@ -60,14 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--config", metavar="FILE", help="YAML configuration (servers, limits)")
     trace.add_argument("--format", choices=("text", "json"), default="text")
     trace.add_argument(
-        "--tz", metavar="ZONE", help="your time zone for dates and times (default: the config's)"
+        "--tz",
+        metavar="ZONE",
+        type=zone_arg,
+        help="your time zone for dates and times (default: the config's)",
     )
     trace.add_argument(
-        "--log-tz", metavar="ZONE", default="UTC", help="zone of the --log files' lines (UTC)"
+        "--log-tz",
+        metavar="ZONE",
+        type=zone_arg,
+        default="UTC",
+        help="zone of the --log files' lines (UTC)",
     )
     trace.add_argument(
         "--year",
-        type=int,
+        type=year_arg,
         help="year the --log files were last written, for yearless lines (default: their mtime)",
     )
     trace.add_argument("--lines", action="store_true", help="show each message's raw log lines")
@@ -82,7 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def load_config(args: argparse.Namespace) -> Settings:
     if getattr(args, "log", None):
-        return local_settings(args.log, zone=args.log_tz, year=args.year)
+        try:
+            return local_settings(args.log, zone=args.log_tz, year=args.year)
+        except ValidationError as exc:
+            raise UsageError(
+                "; ".join(f"--log: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            ) from exc
     path = args.config or os.environ.get("MAILTRACE_CONFIG")
     if path is None:
         if not DEMO_CONFIG.exists():  # installed from a wheel: the demo lives in the repository
@@ -96,7 +150,7 @@ def load_config(args: argparse.Namespace) -> Settings:
 def zone_named(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise UsageError(f"unknown time zone {name!r} (try Europe/Berlin or UTC)") from exc
 
 
@@ -155,13 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except UsageError as exc:
-        sys.stderr.write(f"mailtrace: {exc}\n")
+        sys.stderr.write(f"mailtrace: {printable(str(exc))}\n")
         return EXIT_USAGE
     except ConfigError as exc:
-        sys.stderr.write(f"mailtrace: configuration error: {exc}\n")
+        sys.stderr.write(f"mailtrace: configuration error: {printable(str(exc))}\n")
         return EXIT_USAGE
     except MailtraceError as exc:
-        sys.stderr.write(f"mailtrace: {exc}\n")
+        sys.stderr.write(f"mailtrace: {printable(str(exc))}\n")
         return EXIT_SERVERS
     except KeyboardInterrupt:
         return 130

@@ -249,11 +249,11 @@ def _resolve_paths(server: Any, base: Path) -> Any:
             raise ConfigError(
                 f'servers ({name}): {field}: a list is expected, e.g. {field}: ["{out[field]}"]'
             )
-    if out.get("local") and "logs" in out:
-        out["logs"] = [_absolute(str(g), base) for g in out["logs"] or []]
-    if "keys" in out:
-        out["keys"] = [_absolute(str(k), base) for k in out["keys"] or []]
-    if out.get("known_hosts"):
+    if out.get("local") and isinstance(out.get("logs"), list):
+        out["logs"] = [_absolute(str(g), base) for g in out["logs"]]
+    if isinstance(out.get("keys"), list):
+        out["keys"] = [_absolute(str(k), base) for k in out["keys"]]
+    if isinstance(out.get("known_hosts"), str) and out["known_hosts"]:
         out["known_hosts"] = _absolute(str(out["known_hosts"]), base)
     return out
 

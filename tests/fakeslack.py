@@ -198,6 +198,7 @@ class FakeSlack:
         app_id: str = "A1",
         valid_tokens: Iterable[str] | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.team_id = team_id
         self.team_name = team_name
@@ -207,6 +208,8 @@ class FakeSlack:
         self.bot_name = bot_name
         self.app_id = app_id
         self.host = host
+        self.wanted_port = port
+        """0: any free port; else this one (Slack coming back where it was)."""
         self.valid_tokens: set[str] | None = None if valid_tokens is None else set(valid_tokens)
         """When set, any other token is answered with ``invalid_auth``."""
 
@@ -274,7 +277,8 @@ class FakeSlack:
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            sock.bind((self.host, 0))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.wanted_port))
             site = web.SockSite(runner, sock)
             await site.start()
         except BaseException:

@@ -143,6 +143,7 @@ def start_sshd(
     record: bool = False,
     log_level: str = "VERBOSE",
     extra_config: str = "",
+    max_sessions: int = 10,
 ) -> Sshd:
     """Start one sshd in `directory` on a free loopback port and wait until it accepts."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -175,7 +176,7 @@ def start_sshd(
             "StrictModes no\n"
             "UsePAM no\n"
             "AllowTcpForwarding yes\n"
-            "MaxSessions 10\n"
+            f"MaxSessions {max_sessions}\n"
             "MaxStartups 100\n"
             "PrintMotd no\n"
             f"LogLevel {log_level}\n" + force + extra_config

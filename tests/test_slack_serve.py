@@ -129,6 +129,8 @@ async def test_health_endpoint_reports_socket_state() -> None:
     """/healthz is 200 while Slack is connected, 503 after a long disconnection."""
     running = RunningSearches(1)
     health = Health("socket", running)
+    assert health.report()[0] == 503  # starting: not yet connected
+    health.set_ready()
     health.set_connected(True)
     runner, (host, port) = await start_web(build_web_app(None, health), "127.0.0.1", 0)
     url = f"http://{host}:{port}/healthz"
@@ -293,6 +295,7 @@ async def test_serve_in_http_mode_verifies_answers_and_reports_health(
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
     async with serve_process(config, env) as serving:
         line = await serving.wait_for_log("listening mode=http")
+        await serving.wait_for_log("serving mode=http")
         port = int(line.split(" port=")[1].split()[0])
         base = f"http://127.0.0.1:{port}"
         body, headers = signed_slash_command_request(

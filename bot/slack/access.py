@@ -1,10 +1,13 @@
 """Who may ask, and where: allowed users, user groups and channels from the configuration.
 
-Strategy: with no lists configured anyone in the workspace may ask in any conversation. When
+Strategy: only full members of the workspace the bot is installed in may ask: guests (restricted
+and ultra-restricted accounts) and people of other organisations in shared channels are refused,
+unless listed by ID in allowed_users. With no lists configured every full member may ask in any
+conversation. When
 users or user groups are listed, the asker must be one of the users or a member of one of the
 groups; when channels are listed, the question must come from one of them (a DM with the bot is
 a conversation too: list it, or it is refused). Refusals carry a polite message for the asker and
-a short reason for the audit log. A group lookup that fails refuses: access control fails closed.
+a short reason for the audit log. A lookup that fails refuses: access control fails closed.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.settings import SlackConfig
-from bot.slack.directory import Directory, GroupLookupFailed
+from bot.slack.directory import Directory, GroupLookupFailed, PersonLookupFailed
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,13 @@ class AccessPolicy:
                     "the channels where the ops team has enabled it."
                 ),
             )
-        if not (c.allowed_users or c.allowed_usergroups):
-            return Decision.allow()
         if user in c.allowed_users:
             return Decision.allow()
+        refusal = await self._full_member_or_refusal(user)
+        if refusal is not None:
+            return refusal
+        if not c.allowed_usergroups:
+            return Decision.allow() if not c.allowed_users else _not_listed(user)
         failed: list[str] = []
         for group in c.allowed_usergroups:
             try:
@@ -68,11 +74,50 @@ class AccessPolicy:
                     "the allowed user group). Please try again in a few minutes."
                 ),
             )
-        return Decision(
-            allowed=False,
-            reason="user not allowed",
-            message=(
-                "Sorry, you're not on the list of people who can use /mailtrace. If you need "
-                f"it, ask the ops team to add you (your Slack user ID is {user})."
-            ),
-        )
+        return _not_listed(user)
+
+    async def _full_member_or_refusal(self, user: str) -> Decision | None:
+        """None for a full member of the bot's workspace (or organisation), else a refusal."""
+        try:
+            person = await self.directory.person(user)
+            home = await self.directory.workspace()
+        except PersonLookupFailed as exc:
+            return Decision(
+                allowed=False,
+                reason=f"user lookup failed: {exc}",
+                message=(
+                    "Sorry, I couldn't check whether you may use /mailtrace (Slack didn't tell "
+                    "me who you are). Please try again in a few minutes."
+                ),
+            )
+        if person.ultra_restricted or person.restricted:
+            kind = "single-channel guest" if person.ultra_restricted else "guest"
+            return Decision(
+                allowed=False,
+                reason=f"{kind} account",
+                message=(
+                    "Sorry, guest accounts can't use /mailtrace. If you need it, ask the ops "
+                    f"team to add you by name (your Slack user ID is {user})."
+                ),
+            )
+        same_org = bool(home.enterprise_id) and person.enterprise_id == home.enterprise_id
+        if person.team_id != home.team_id and not same_org:
+            return Decision(
+                allowed=False,
+                reason=f"user of another organisation (team {person.team_id or 'unknown'})",
+                message=(
+                    "Sorry, /mailtrace is only for members of the workspace that installed it."
+                ),
+            )
+        return None
+
+
+def _not_listed(user: str) -> Decision:
+    return Decision(
+        allowed=False,
+        reason="user not allowed",
+        message=(
+            "Sorry, you're not on the list of people who can use /mailtrace. If you need "
+            f"it, ask the ops team to add you (your Slack user ID is {user})."
+        ),
+    )

@@ -51,7 +51,7 @@ from bot.settings import Settings, SlackConfig
 from bot.slack.access import AccessPolicy, Decision
 from bot.slack.audit import AuditEntry, AuditLog, Outcome
 from bot.slack.delivery import SLACK_CALL_FAILED, Delivery, respond_ephemeral, slack_error
-from bot.slack.directory import Directory
+from bot.slack.directory import Directory, Workspace
 from bot.slack.ratelimit import RateLimiter
 from bot.slack.rawlines import AnswerLines, RawLinesCache
 from bot.slack.running import RunningSearches
@@ -134,6 +134,7 @@ def build_app(
     audit: AuditLog | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     progress_every_s: float = PROGRESS_EVERY_S,
+    workspace: Mapping[str, Any] | None = None,
 ) -> AsyncApp:
     """The Bolt app with the /mailtrace command and the "Show log lines" button.
 
@@ -142,6 +143,8 @@ def build_app(
     requests (Socket Mode needs none). `sources_factory` returns the log sources a search uses;
     `running` lets the caller drain searches at shutdown; `clock` is "now" for query dates;
     a search that takes longer than `progress_every_s` updates its parent message that often.
+    `workspace` is the bot's auth.test answer (asked on first use when not given): who counts
+    as a member of the installing workspace.
     """
     if client is None:
         if not token:
@@ -159,6 +162,7 @@ def build_app(
         ),
         audit=audit if audit is not None else AuditLog.from_settings(settings),
         monotonic=monotonic,
+        workspace=None if workspace is None else Workspace.from_auth_test(workspace),
     )
     bot.progress_every_s = progress_every_s
     app = AsyncApp(
@@ -171,6 +175,27 @@ def build_app(
     app.action(re.compile(rf"^{SHOW_LINES_ACTION}(:\d+)?$"))(bot.on_show_lines)
     app.error(bot.on_error)
     return app
+
+
+def log_access(config: SlackConfig, workspace: Workspace | None) -> None:
+    """Say at start-up, in plain words, who may search."""
+    team = workspace.team_id if workspace is not None else "the installing workspace"
+    members = f"full members of {team}; guests and other organisations are refused"
+    if not (config.allowed_users or config.allowed_usergroups or config.allowed_channels):
+        logger.warning(
+            'access_open who="every %s" where="any conversation" note="%s"',
+            members.replace("full members", "full member", 1),
+            "set slack.allowed_users / allowed_usergroups / allowed_channels to narrow it",
+        )
+        return
+    who = "every " + members.replace("full members", "full member", 1)
+    if config.allowed_users or config.allowed_usergroups:
+        who = (
+            f"users {','.join(config.allowed_users) or '-'} and members of user groups "
+            f"{','.join(config.allowed_usergroups) or '-'} ({members})"
+        )
+    where = ",".join(config.allowed_channels) or "any conversation"
+    logger.info('access_restricted who="%s" where="%s"', who, where)
 
 
 def usage_message(error: str) -> str:
@@ -191,6 +216,7 @@ class MailtraceBot:
         running: RunningSearches,
         audit: AuditLog,
         monotonic: Callable[[], float],
+        workspace: Workspace | None = None,
     ) -> None:
         config = settings.slack or SlackConfig()
         self.contact = config.contact or DEFAULT_CONTACT
@@ -200,16 +226,12 @@ class MailtraceBot:
         self.monotonic = monotonic
         self.running = running
         self.audit = audit
-        self.directory = Directory(client, settings.zone, monotonic=monotonic)
+        self.directory = Directory(client, settings.zone, monotonic=monotonic, workspace=workspace)
         self.access = AccessPolicy(config, self.directory)
         self.limiter = RateLimiter(config.rate_limit_per_minute, monotonic=monotonic)
         self.raw_lines = RawLinesCache(monotonic=monotonic)
         self.progress_every_s = PROGRESS_EVERY_S
-        if not self.access.restricted:
-            logger.warning(
-                "access_unrestricted note=%s",
-                "anyone in the workspace may ask; set slack.allowed_users/usergroups/channels",
-            )
+        log_access(config, workspace)
 
     # ------------------------------------------------------------------ /mailtrace
 
@@ -290,6 +312,9 @@ class MailtraceBot:
             key = self._keep_lines(view, delivery)
             await delivery.finish(render_thread(view, key))
             outcome = Outcome.ANSWERED if result.messages else Outcome.NOTHING_FOUND
+            if result.failures:  # an answer missing a server is never audited as complete
+                outcome = Outcome.INCOMPLETE
+                reason = "; ".join(f"{f.server}: {f.reason}" for f in result.failures)[:300]
         except asyncio.CancelledError:
             outcome, reason = Outcome.CANCELLED, "shutdown"
             task = asyncio.current_task()

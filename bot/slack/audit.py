@@ -21,7 +21,8 @@ logger = logging.getLogger("mailtrace.audit")
 
 
 class Outcome(StrEnum):
-    ANSWERED = "answered"  # messages found and posted
+    ANSWERED = "answered"  # messages found and posted, every server searched
+    INCOMPLETE = "incomplete"  # posted, but at least one server failed (reason: which, why)
     NOTHING_FOUND = "nothing_found"  # searched, nothing matched (the diagnosis was posted)
     HELP = "help"
     USAGE_ERROR = "usage_error"

@@ -1,11 +1,13 @@
-"""What Slack tells us about people: a user's time zone and a user group's members, cached.
+"""What Slack tells us about people: who a user is, and a user group's members, cached.
 
 Strategy: `users.info` gives the IANA zone a person set in Slack (dates they type are days in
-that zone); `usergroups.users.list` gives a group's members for access control. Both change
+that zone) and what kind of account it is (a guest, a member of another organisation in a shared
+channel) for access control; `usergroups.users.list` gives a group's members. Both change
 rarely, so answers are kept for a while (monotonic clock, injectable), and concurrent identical
 lookups share one request. A failed lookup falls back: to the configured default zone for time
 zones; for groups, to the last known members while they are at most GROUP_STALE_MAX_S old, then
 to none — access control fails closed, and stale members never outlive a short Slack outage.
+The workspace the bot is installed in comes from auth.test (once; serve passes it in).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,18 +30,38 @@ ZONE_TTL_S = 3600.0
 GROUP_TTL_S = 300.0  # members are asked again after this long
 GROUP_STALE_MAX_S = 600.0  # while Slack fails, known members are used at most this long
 
-# users.info failed, or named a zone this machine does not know
-ZONE_LOOKUP_FAILED: tuple[type[Exception], ...] = (
-    *SLACK_CALL_FAILED,
-    ZoneInfoNotFoundError,
-    ValueError,
-)
-
 T = TypeVar("T")
 
 
 class GroupLookupFailed(Exception):
     """Slack would not list a user group's members (and nothing recent enough is cached)."""
+
+
+class PersonLookupFailed(Exception):
+    """Slack would not say who a user is (users.info or auth.test failed)."""
+
+
+@dataclass(frozen=True)
+class Person:
+    """What users.info says about an account, as far as mailtrace cares."""
+
+    zone: ZoneInfo | None  # None: no zone in the profile, or one this machine does not know
+    team_id: str
+    enterprise_id: str
+    restricted: bool  # a multi-channel guest
+    ultra_restricted: bool  # a single-channel guest
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where the bot is installed (auth.test)."""
+
+    team_id: str
+    enterprise_id: str
+
+    @classmethod
+    def from_auth_test(cls, answer: Mapping[str, Any]) -> Workspace:
+        return cls(str(answer.get("team_id") or ""), str(answer.get("enterprise_id") or ""))
 
 
 class Directory:
@@ -48,21 +71,38 @@ class Directory:
         default_zone: ZoneInfo,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        workspace: Workspace | None = None,
     ) -> None:
         self.client = client
         self.default_zone = default_zone
         self.monotonic = monotonic
-        self._zones: dict[str, tuple[float, ZoneInfo]] = {}
+        self._workspace = workspace
+        self._people: dict[str, tuple[float, Person]] = {}
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
-        self._zone_lookups: dict[str, asyncio.Task[ZoneInfo]] = {}
+        self._person_lookups: dict[str, asyncio.Task[Person]] = {}
         self._group_lookups: dict[str, asyncio.Task[frozenset[str]]] = {}
+        self._workspace_lookups: dict[str, asyncio.Task[Workspace]] = {}
 
     async def zone_of(self, user: str) -> ZoneInfo:
         """The user's time zone from their Slack profile (the default zone if unknown)."""
-        cached = self._zones.get(user)
+        try:
+            person = await self.person(user)
+        except PersonLookupFailed:
+            return self.default_zone
+        return person.zone or self.default_zone
+
+    async def person(self, user: str) -> Person:
+        """Who `user` is; raises PersonLookupFailed if Slack won't say."""
+        cached = self._people.get(user)
         if cached is not None and self.monotonic() - cached[0] < ZONE_TTL_S:
             return cached[1]
-        return await _shared(self._zone_lookups, user, lambda: self._look_up_zone(user))
+        return await _shared(self._person_lookups, user, lambda: self._look_up_person(user))
+
+    async def workspace(self) -> Workspace:
+        """The workspace (and Enterprise organisation) the bot is installed in."""
+        if self._workspace is not None:
+            return self._workspace
+        return await _shared(self._workspace_lookups, "", self._look_up_workspace)
 
     async def members_of(self, group: str) -> frozenset[str]:
         """The user IDs in a user group; raises GroupLookupFailed if Slack won't say."""
@@ -71,19 +111,40 @@ class Directory:
             return cached[1]
         return await _shared(self._group_lookups, group, lambda: self._look_up_members(group))
 
-    async def _look_up_zone(self, user: str) -> ZoneInfo:
+    async def _look_up_person(self, user: str) -> Person:
         now = self.monotonic()
-        zone = self.default_zone
         try:
             response = await self.client.users_info(user=user)
-            name = (response.get("user") or {}).get("tz")
-            if isinstance(name, str) and name:
+        except SLACK_CALL_FAILED as exc:
+            logger.warning("user_lookup_failed user=%s error=%s", user, slack_error(exc))
+            raise PersonLookupFailed(f"{user}: {slack_error(exc)}") from exc  # not cached
+        info = response.get("user") or {}
+        zone: ZoneInfo | None = None
+        name = info.get("tz")
+        if isinstance(name, str) and name:
+            try:
                 zone = ZoneInfo(name)
-        except ZONE_LOOKUP_FAILED as exc:
-            logger.warning("user_zone_unknown user=%s error=%r default=%s", user, exc, zone)
-            return zone  # not cached: the next request asks again
-        self._zones[user] = (now, zone)
-        return zone
+            except (ZoneInfoNotFoundError, ValueError):
+                logger.warning("user_zone_unknown user=%s zone=%r", user, name)
+        enterprise = info.get("enterprise_user") or {}
+        person = Person(
+            zone=zone,
+            team_id=str(info.get("team_id") or ""),
+            enterprise_id=str(enterprise.get("enterprise_id") or info.get("enterprise_id") or ""),
+            restricted=bool(info.get("is_restricted")),
+            ultra_restricted=bool(info.get("is_ultra_restricted")),
+        )
+        self._people[user] = (now, person)
+        return person
+
+    async def _look_up_workspace(self) -> Workspace:
+        try:
+            response = await self.client.auth_test()
+        except SLACK_CALL_FAILED as exc:
+            raise PersonLookupFailed(f"auth.test: {slack_error(exc)}") from exc
+        data = response.data if isinstance(response.data, dict) else {}
+        self._workspace = Workspace.from_auth_test(data)
+        return self._workspace
 
     async def _look_up_members(self, group: str) -> frozenset[str]:
         now = self.monotonic()

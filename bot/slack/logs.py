@@ -5,6 +5,10 @@ time, level and logger and leaves them as they are. Prose from libraries becomes
 a traceback is folded into one quoted `exc=` field, so every record is exactly one line that
 `grep` and log shippers can split. Anything shaped like a Slack token is masked on the way out,
 whoever logged it (slack_sdk logs request headers at DEBUG; that level is never enabled for it).
+Libraries' records (Bolt, slack_sdk) may quote a whole request — a bad-signature request, an
+unhandled one — with user IDs and the query text: those details are cut before the record is
+written (the audit log is the one place that records who asked what), and a library's traceback
+becomes its one-line error.
 """
 
 from __future__ import annotations
@@ -34,6 +38,38 @@ def quote(value: object) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
+# Loggers of code that is not ours: Bolt's own, our app's Bolt logger, slack_sdk, asyncssh.
+LIBRARY_LOGGERS = ("slack_bolt", "mailtrace.bolt", "slack_sdk", "asyncssh", "aiohttp")
+# Where a library's message starts quoting a request (Bolt: "body: {...}", "Unhandled request
+# ({...})", "request body: ..."): everything from there on is withheld.
+_REQUEST_DETAIL = re.compile(r"\(signature:|\bbody\b|\bpayload\b|[({]\s*['\"]", re.IGNORECASE)
+WITHHELD = "[request details withheld]"
+
+
+class LibraryPrivacyFilter(logging.Filter):
+    """Cuts request contents and tracebacks out of libraries' records (never drops a record)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(LIBRARY_LOGGERS):
+            return True
+        message = record.getMessage()
+        if message.startswith("Invalid request signature detected"):
+            message = "request_refused reason=bad_signature"
+        else:
+            found = _REQUEST_DETAIL.search(message)
+            if found is not None:
+                message = message[: found.start()].rstrip(" :(") + " " + WITHHELD
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            text = str(error).strip().splitlines()
+            detail = text[0] if text else ""
+            message += f" error={quote(f'{type(error).__name__}: {detail}'[:300])}"
+            record.exc_info = None
+            record.exc_text = None
+        record.msg, record.args = message, ()
+        return True
+
+
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
@@ -56,6 +92,7 @@ def configure_logging(level: str | None = None) -> None:
         numeric = logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter())
+    handler.addFilter(LibraryPrivacyFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

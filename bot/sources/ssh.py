@@ -5,7 +5,12 @@ user, keys, known_hosts and the hop before it, for jump hosts); a connection is 
 first use, kept with keepalives, shared by every query, and opened again when it was lost. A jump
 host is an ordinary connection of its own (own host key check, own keys), passed to asyncssh as
 `tunnel=`, and shared by every server behind it. A semaphore per connection keeps the number of
-channels at once under `max_sessions` (OpenSSH's MaxSessions is 10 by default).
+channels at once under `max_sessions` (OpenSSH's MaxSessions is 10 by default). sshd frees its
+own session slot a moment after the channel's close exchange, in its next pass over its channels:
+a slot is handed back only after a keepalive round trip that follows the close, so max_sessions
+equal to MaxSessions never oversteps. Should sshd still refuse a channel (another client on the
+same account, a smaller MaxSessions), the open is retried after short pauses before the server
+counts as failed.
 
 `SSHRunner.stream` is the SSH side of the `CommandRunner` protocol: it opens one channel per
 command, streams stdout lines as they arrive and turns the exit status into our errors through
@@ -56,6 +61,9 @@ CLIENT_GRACE = 15.0  # past command_timeout (the remote `timeout -k 5` included)
 READ_CHUNK = 64 * 1024
 STDERR_KEEP = 16 * 1024
 MAX_JUMPS = 8
+# A refused channel open (sshd's MaxSessions reached) is tried again after these pauses.
+REFUSED_RETRY_S = (0.1, 0.25, 0.5, 1.0, 2.0)
+SLOT_CONFIRM_S = 5.0  # at most this long for sshd's answer to the round trip after a close
 
 _T = TypeVar("_T")
 
@@ -338,12 +346,13 @@ class SSHPool:
         conn.abort()
 
     def _release_when_closed(self, channel: _Channel) -> None:
-        """Give the session slot back once sshd has closed the channel, without waiting here."""
+        """Give the session slot back once sshd has freed it, without waiting here."""
 
         async def wait() -> None:
             try:
                 with contextlib.suppress(Exception):
                     await channel.proc.wait_closed()
+                    await asyncio.wait_for(_round_trip(channel.conn), SLOT_CONFIRM_S)
             finally:
                 channel.sessions.release()
 
@@ -448,6 +457,21 @@ async def _read_capped(stream: asyncssh.SSHReader[str], keep: int) -> str:
                 kept.append(chunk[: keep - size])
                 size += len(kept[-1])
     return "".join(kept)
+
+
+async def _round_trip(conn: asyncssh.SSHClientConnection) -> None:
+    """A global request sshd answers after it has handled everything sent before it.
+
+    sshd reads the close and this request in one pass and frees the closed session's slot
+    before it reads anything newer, so after the answer a new channel open finds the slot free.
+    The request is OpenSSH's own keepalive (answered even though unknown); asyncssh sends it
+    through a private method, so without it a short pause stands in.
+    """
+    request = getattr(conn, "_make_global_request", None)
+    if request is None or conn.is_closed():
+        await asyncio.sleep(0.05)
+        return
+    await request(b"keepalive@openssh.com")
 
 
 def _stop(proc: asyncssh.SSHClientProcess[str]) -> None:
