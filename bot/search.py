@@ -27,6 +27,7 @@ from typing import Any
 from bot import nearmiss
 from bot.diagnose import diagnose
 from bot.errors import MailtraceError, SourceError, UsageError
+from bot.loghost import HostResolver, onward_ids, relay_names, split_by_hostname
 from bot.query import Query, TargetKind
 from bot.result import FileCoverage, NearMisses, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
@@ -79,17 +80,7 @@ class LinkResolver:
 
     def candidates(self, text: str) -> list[set[str]]:
         """Names for `host[ip]:port`, most specific first: with the port, the host, the IP."""
-        low = text.lower()
-        host, _, rest = low.partition("[")
-        ip, _, port_part = rest.partition("]")
-        port = port_part.lstrip(":")
-        levels = [{low}]
-        if port:
-            levels.append({f"{ip}:{port}", f"[{ip}]:{port}", f"{host}:{port}"})
-        levels.append({host})
-        if ip:
-            levels.append({ip, f"[{ip}]"})
-        return [level - {""} for level in levels]
+        return relay_names(text)
 
     def server_for(self, text: str) -> str | None:
         """The one configured server the text names; None when none does, or several equally."""
@@ -196,8 +187,14 @@ async def run_search(
                     server=name, reason="timed out", detail="no answer before the query time limit"
                 )
 
-    events = [e for st in states.values() for e in st.events]
-    messages = _confirm_links(_relevant(group_messages(events, resolver), states), states)
+    events, hosts = _events_by_host(states)
+    by_host = HostResolver(
+        resolver,
+        [h for h, name in hosts.items() if h != name],
+        {h: a for s in settings.servers if s.central for h, a in s.host_aliases.items()},
+    )
+    grouped = group_messages(events, by_host)
+    messages = _confirm_links(_relevant(grouped, states, hosts), states)
     limit = settings.limits.max_messages
     found = len(messages) + sum(st.untraced for st in states.values())
     if found > limit:
@@ -221,7 +218,7 @@ async def run_search(
         window_start=start,
         window_end=end,
         messages=tuple(messages),
-        journeys=tuple(build_journeys(messages, _lifetimes(settings))),
+        journeys=tuple(build_journeys(messages, _lifetimes(settings, hosts))),
         searched=tuple(_coverage(st) for st in states.values() if st.files or st.source in chosen),
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),
@@ -572,6 +569,10 @@ def _plan_hops(
     for name, st in states.items():
         if name in failures:
             continue
+        if st.source.server.central:  # hops between the hosts whose lines share its files
+            onward = onward_ids(st.events, st.wanted)
+            st.wanted |= onward
+            new = new or bool(onward)
         for message in group_messages(st.events, resolver):
             for link in message.links:
                 if link.host is None:
@@ -611,19 +612,38 @@ def _confirm_links(messages: list[Message], states: dict[str, _ServerState]) -> 
     return out
 
 
-def _relevant(messages: Iterable[Message], states: dict[str, _ServerState]) -> list[Message]:
+def _relevant(
+    messages: Iterable[Message], states: dict[str, _ServerState], hosts: dict[str, str]
+) -> list[Message]:
     """Drop messages that pass 2 pulled in only because a line mentioned a wanted ID, and other
-    lives of a reused queue ID: an ID found by pass 1 keeps only the lives with a hit."""
+    lives of a reused queue ID: an ID found by pass 1 keeps only the lives with a hit. `hosts`
+    maps a message's host to the server searched (a central log host's lines name others)."""
 
     def wanted(m: Message) -> bool:
-        st = states.get(m.host)
+        st = states.get(hosts.get(m.host, m.host))
         return st is not None and m.queue_id in st.wanted and not _other_life(st, m)
 
     return [m for m in messages if m.queue_id is None or wanted(m)]
 
 
-def _lifetimes(settings: Settings) -> dict[str, timedelta]:
-    return {s.name: s.queue_lifetime_delta for s in settings.servers}
+def _lifetimes(settings: Settings, hosts: dict[str, str]) -> dict[str, timedelta]:
+    own = {s.name: s.queue_lifetime_delta for s in settings.servers}
+    return {**{host: own[name] for host, name in hosts.items() if name in own}, **own}
+
+
+def _events_by_host(states: dict[str, _ServerState]) -> tuple[list[LogEvent], dict[str, str]]:
+    """Every event for grouping; a central log host's lines go to the hosts that wrote them.
+    Also returns host -> searched server, for those hosts."""
+    events: list[LogEvent] = []
+    hosts: dict[str, str] = {}
+    for name, st in states.items():
+        if st.source.server.central:
+            split, seen = split_by_hostname(name, st.events)
+            events.extend(split)
+            hosts.update(seen)
+        else:
+            events.extend(st.events)
+    return events, hosts
 
 
 def _coverage(st: _ServerState) -> SourceCoverage:
