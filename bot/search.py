@@ -6,8 +6,9 @@ Strategy, per server and all servers at once:
   pass 1 grep the needle (address, queue ID, ...) in those files; keep the lines that really
          name the target within the window; their queue IDs are the messages we want;
   pass 2 grep those queue IDs in the same files (in big files first only a few megabytes
-         around each hit); then, one file at a time, later files for messages with no final
-         state yet (deferred, held) and earlier files for those whose start lies before;
+         around each hit); then later files for messages with no final state yet (deferred,
+         held), as far as the queue lifetime reaches, and earlier files for those whose start
+         lies before (see bot/followup.py: the plan of pass 2);
   hops   a delivery that says "queued as NEWID" to another configured server continues there
          (and a message received from a configured server started there): trace NEWID on that
          server the same way, as far as the hops go, never twice.
@@ -24,7 +25,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from typing import Any
 
-from bot import nearmiss
+from bot import followup, nearmiss
 from bot.diagnose import diagnose
 from bot.errors import MailtraceError, SourceError, UsageError
 from bot.query import Query, TargetKind
@@ -32,7 +33,7 @@ from bot.result import FileCoverage, NearMisses, SearchResult, SourceCoverage, S
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
 from parsers.journey import build_journeys
-from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message
+from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message, Status
 from parsers.trace import START_KINDS, group_messages, resolve_local_relays
 
 
@@ -308,7 +309,7 @@ async def _first_passes(
     if query.kind is TargetKind.QUEUE_ID:
         st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
     region_bytes = int(st.source.limits.pass2_region_mb * 1024 * 1024)
-    await _trace_wanted(st, start, in_window, _regions(hits, in_window, region_bytes))
+    await _trace_wanted(st, start, in_window, followup.regions(hits, in_window, region_bytes))
     if not hits and not st.truncated:
         await _look_outside(st, query, in_window)
         if not st.other_times and not st.other_days:
@@ -397,36 +398,6 @@ def _note_elsewhere(st: _ServerState, query: Query, stamp: datetime, asked_days:
         st.other_days.add(day.isoformat())
 
 
-def _regions(
-    hits: list[LogEvent], files: list[LogFile], region_bytes: int
-) -> dict[str, list[tuple[int, int]]]:
-    """Byte ranges around pass 1's hits in large plain files, merged; small files stay whole.
-
-    A message's lines are usually seconds apart, so a few megabytes around the line that named
-    the target (a quarter before, the rest after) nearly always hold its whole life.
-    """
-    if region_bytes <= 0:
-        return {}
-    sizes = {f.path: f.size for f in files}
-    before, after = region_bytes // 4, region_bytes - region_bytes // 4
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for e in hits:
-        if e.path is not None and e.offset is not None:
-            spans.setdefault(e.path, []).append((max(0, e.offset - before), e.offset + after))
-    regions: dict[str, list[tuple[int, int]]] = {}
-    for path, found in spans.items():
-        merged: list[list[int]] = []
-        for begin, end in sorted(found):
-            if merged and begin <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([begin, end])
-        total = sum(end - begin for begin, end in merged)
-        if total < sizes.get(path, 0) // 2:
-            regions[path] = [(begin, end - begin) for begin, end in merged]
-    return regions
-
-
 def _other_life(st: _ServerState, m: Message) -> bool:
     """Short queue IDs are reused: for an ID pass 1 found, only the lives holding a hit matter
     (an ID reached by a link has no hits, and all its lives count)."""
@@ -491,27 +462,28 @@ async def _trace_wanted(
 
 
 async def _widen(st: _ServerState, searched: list[LogFile], ids: set[str]) -> None:
-    """Follow messages out of the searched files, one file at a time: those still open (deferred,
-    held, in flight) into later files until they end, those whose start is missing into
-    earlier ones until it is found. Cost follows the messages, not the retention."""
-    done = {f.path for f in searched}
-    positions = [i for i, f in enumerate(st.files) if f.path in done]
-    if not positions:
-        return
-    later = st.files[max(positions) + 1 :]
-    earlier = st.files[: min(positions)][::-1]
-    for files, wanting in ((later, _open_ids), (earlier, _unstarted_ids)):
-        for file in files:
-            todo = wanting(st, ids)
-            if not todo or st.truncated:
-                break
-            if file.path not in done:
-                await _grep_ids(st, [file], sorted(todo))
+    """Follow messages out of the searched files: those still open (deferred, held, in flight)
+    into later files, as far as their queue lifetime reaches; those whose start is missing into
+    earlier files, as far back as they could have arrived. One remote command for each."""
+    later, earlier = followup.beyond(st.files, {f.path for f in searched})
+    lifetime = st.source.server.queue_lifetime_delta
+    open_lives = _open_lives(st, ids) if later else []
+    if open_lives and not st.truncated:
+        held = any(m.status is Status.HELD for m in open_lives)  # no lifetime in the hold queue
+        arrivals = [m.first_seen for m in open_lives]
+        arrived = None if None in arrivals else max(a for a in arrivals if a is not None)
+        files = followup.later_files(later, arrived, None if held else lifetime)
+        await _grep_ids(st, files, sorted({m.queue_id for m in open_lives if m.queue_id}))
+    unstarted = _unstarted_ids(st, ids) if earlier else set()
+    if unstarted and not st.truncated:
+        stamps = [e.timestamp for e in st.events if e.queue_id in unstarted and e.timestamp]
+        files = followup.earlier_files(earlier, min(stamps, default=None), lifetime)
+        await _grep_ids(st, files, sorted(unstarted))
 
 
-def _open_ids(st: _ServerState, ids: set[str]) -> set[str]:
+def _open_lives(st: _ServerState, ids: set[str]) -> list[Message]:
     latest = {m.queue_id: m for m in _lives(st, ids)}  # the last life that matters decides
-    return {qid for qid, m in latest.items() if qid and m.status not in FINAL_STATUSES}
+    return [m for qid, m in latest.items() if qid and m.status not in FINAL_STATUSES]
 
 
 def _unstarted_ids(st: _ServerState, ids: set[str]) -> set[str]:
