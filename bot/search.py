@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from typing import Any
@@ -281,13 +281,16 @@ def choose_servers(query: Query, sources: Sequence[LogSource]) -> list[LogSource
 async def _first_passes(
     st: _ServerState, query: Query, start: datetime | None, end: datetime | None
 ) -> None:
-    st.files = await st.source.list_files()
-    in_window = [f for f in st.files if f.covers(start, end)]
     hits: list[LogEvent] = []
     asked_days = _asked_days(query)
-    async for event in _read(
-        st, in_window, [query.needle], ignore_case=query.ignore_case, with_offsets=True
-    ):
+    search = st.source.planned_grep(
+        lambda files: [f for f in files if f.covers(start, end)],
+        [query.needle],
+        ignore_case=query.ignore_case,
+        with_offsets=True,
+        problems=st.problems,
+    )
+    async for event in _counted(st, search):
         if not matches(query, event):
             if _in_window(event, start, end):
                 _note_stray(st, query, event)
@@ -299,6 +302,7 @@ async def _first_passes(
                 hits.append(event)
         elif event.timestamp is not None:
             _note_elsewhere(st, query, event.timestamp, asked_days)
+    st.files, in_window = st.source.listed, st.source.chosen
     st.searched.update(f.path for f in in_window)
     hits = _earliest_messages(st, hits)
     st.hits.update(e.raw for e in hits)
@@ -494,11 +498,19 @@ def _unstarted_ids(st: _ServerState, ids: set[str]) -> set[str]:
 async def _read(
     st: _ServerState, files: list[LogFile], patterns: list[str], **options: Any
 ) -> AsyncIterator[LogEvent]:
-    """grep on this server, counting lines against the cap. At the cap it stops, and the remote
-    command is ended at once (aclosing), not whenever the generator is collected."""
+    """grep on this server, counting lines against the cap."""
     if st.truncated or not files:
         return
     search = st.source.grep(files, patterns, problems=st.problems, **options)
+    async for event in _counted(st, search):
+        yield event
+
+
+async def _counted(
+    st: _ServerState, search: AsyncGenerator[LogEvent, None]
+) -> AsyncIterator[LogEvent]:
+    """The events of a search, counted against the cap. At the cap it stops, and the remote
+    command is ended at once (aclosing), not whenever the generator is collected."""
     async with contextlib.aclosing(search) as events:
         async for event in events:
             if not _count(st):
