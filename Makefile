@@ -29,9 +29,9 @@ test: lint
 # (bot/locale/*/LC_MESSAGES/mailtrace.po); then list the msgids that still need a translation.
 # New msgids arrive untranslated (no fuzzy guesses); entries the code no longer has are dropped.
 i18n: $(STAMP)
-	$(BIN)/pybabel extract --quiet -F babel.cfg -k N_ --no-location --sort-output --no-wrap \
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ --no-location --sort-output --no-wrap \
 		--project mailtrace --version 0.1.0 -o bot/locale/mailtrace.pot .
-	$(BIN)/pybabel update --quiet -i bot/locale/mailtrace.pot -d bot/locale -D mailtrace \
+	$(BIN)/pybabel -q update -i bot/locale/mailtrace.pot -d bot/locale -D mailtrace \
 		--ignore-obsolete --no-fuzzy-matching --no-wrap
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_i18n.py
 

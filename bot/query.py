@@ -96,7 +96,9 @@ _DAY_FORM = (
 # 5月13日(月): the weekday a calendar shows after a date says nothing more
 _WEEKDAY = re.compile(rf"({_DAY_FORM})\s*\([月火水木金土日]\)")
 # 16時, 16時30分, 午後4時, 午前10時半, 午後4:30 -> 16:00, 16:30, 16:00, 10:30, 16:30
-_KANJI_TIME = re.compile(r"(?:(午前|午後)\s*)?(?<!\d)(\d{1,2})(?:時(?:(\d{1,2})分|(半))?|:(\d{2})(?=\s|$))")
+_KANJI_TIME = re.compile(
+    r"(?:(午前|午後)\s*)?(?<!\d)(\d{1,2})(?:時(?:(\d{1,2})分|(半))?|:(\d{2})(?=\s|$))"
+)
 # a date glued to a time: 5月13日16時, 昨日午後4時
 _GLUED = re.compile(r"(日)(?=\d|午)")
 _TIME = re.compile(r"^(\d{1,2}):([0-5]\d)(?:([ap])\.?m\.?)?$", re.IGNORECASE)
@@ -176,9 +178,7 @@ class Query(BaseModel):
         )
 
 
-def parse_query(
-    text: str, *, now: datetime, zone: tzinfo, tr: Translator = EN_WORDS
-) -> Query:
+def parse_query(text: str, *, now: datetime, zone: tzinfo, tr: Translator = EN_WORDS) -> Query:
     """Parse typed text into a Query; `now` and `zone` are the asker's (Slack gives the zone);
     usage errors are worded with `tr`."""
     _ = tr.gettext
@@ -223,18 +223,14 @@ def parse_query(
             first, _sep, last = token.partition("..")
             day_from, day_to = _parse_day(first, local_now, tr), _parse_day(last, local_now, tr)
             if day_to < day_from:
-                raise UsageError(
-                    _("The range {range} ends before it starts.").format(range=token)
-                )
+                raise UsageError(_("The range {range} ends before it starts.").format(range=token))
         elif day_from is None and _is_day(token):
             day_from = day_to = _parse_day(token, local_now, tr)
         elif at is None and _TIME.match(token):
             at = _parse_time(token, tr)
         else:
             raise UsageError(
-                _("I don't understand “{token}”.").format(token=_shorten(token))
-                + " "
-                + example(tr)
+                _("I don't understand “{token}”.").format(token=_shorten(token)) + " " + example(tr)
             )
         i += 1
     start = end = None

@@ -27,6 +27,6 @@ class Translator(Protocol):
 ENGLISH: Translator = gettext.NullTranslations()
 
 
-def N_(message: str) -> str:  # noqa: N802 -- the gettext convention extraction looks for
+def N_(message: str) -> str:  # the gettext convention the extraction looks for
     """Mark `message` for extraction; it is translated where it is used."""
     return message
