@@ -52,7 +52,8 @@ def test_every_message_has_a_japanese_translation_and_none_is_stale() -> None:
     report = "\n".join(
         [f"untranslated: {m!r}" for m in untranslated] + [f"stale: {m!r}" for m in stale]
     )
-    assert not untranslated and not stale, "run `make i18n` and translate:\n" + report
+    problems = untranslated + stale
+    assert not problems, "run `make i18n` and translate:\n" + report
 
 
 def test_the_template_matches_the_code() -> None:
@@ -116,7 +117,9 @@ def test_cli_gives_the_same_answer_for_a_full_width_query() -> None:
     """A query typed with a Japanese IME (full-width letters, ＠, ．, ／, the ideographic space)
     gets the answer of its ASCII form, in Japanese under a Japanese LANG."""
     ascii_ = _cli("from-mixed@example.net", "2026-11-28", lang="ja_JP.UTF-8")
-    wide = _cli("ｆｒｏｍ－ｍｉｘｅｄ＠ｅｘａｍｐｌｅ．ｎｅｔ　２０２６／１１／２８", lang="ja_JP.UTF-8")
+    wide = _cli(
+        "ｆｒｏｍ－ｍｉｘｅｄ＠ｅｘａｍｐｌｅ．ｎｅｔ　２０２６／１１／２８", lang="ja_JP.UTF-8"
+    )
     drop_timing = re.compile(r"\d+\.\d\d秒")
     assert ascii_.returncode == wide.returncode == 0, wide.stderr
     assert drop_timing.sub("", wide.stdout) == drop_timing.sub("", ascii_.stdout)
