@@ -126,12 +126,12 @@ def tally(journeys: Sequence[Journey], lang: Language = ENGLISH) -> str:
     n = len(journeys)
     head = lang.ngettext("{n} mail", "{n} mails", n).format(n=n)
     if n == 1:
-        return f"{head}: {_(TALLY_WORDS[journeys[0].verdict])}"
+        return _("{what}: {why}").format(what=head, why=_(TALLY_WORDS[journeys[0].verdict]))
     counts: dict[Verdict, int] = {}
     for j in journeys:
         counts[j.verdict] = counts.get(j.verdict, 0) + 1
     parts = [f"{counts[v]} {_(TALLY_WORDS[v])}" for v in Verdict if v in counts]
-    return f"{head}: " + _(", ").join(parts)
+    return _("{what}: {why}").format(what=head, why=_(", ").join(parts))
 
 
 def tell(
@@ -176,7 +176,8 @@ def verdict_line(j: Journey, zone: tzinfo, lang: Language = ENGLISH) -> str:
     if len(rcpts) > 2:
         to = lang.gettext("{first} and {n} more").format(first=to, n=len(rcpts) - 2)
     head = _verdict_words(j, lang)
-    head = head[0].upper() + head[1:]
+    if lang.code == "en":  # a sentence's capital; other scripts have none (and hosts keep case)
+        head = head[0].upper() + head[1:]
     return (
         f"{VERDICT_EMOJI[j.verdict]} {head} · {who(j.sender, lang)} → {to or '?'}"
         f" · {lang.short_when(j.first_seen, zone)}"
@@ -206,7 +207,9 @@ def _verdict_words(j: Journey, lang: Language) -> str:
             ok=n - len(failed), n=n, reason=reason, more=more
         )
     if n == 1:
-        return f"{_single_words(first, lang)}: {_short_reason(first, lang)}"
+        return _("{what}: {why}").format(
+            what=_single_words(first, lang), why=_short_reason(first, lang)
+        )
     kinds = {o.status for o in failed}
     if len(kinds) == 1:
         return _("{verdict} for all {n} — {reason}").format(
@@ -279,7 +282,7 @@ def _end_words(o: Outcome, lang: Language) -> str:
         if end in (o.host, "content filter"):
             return _("delivered by {host}").format(host=o.host)
         return _("handed to {next} (outside our servers) by {host}").format(next=end, host=o.host)
-    return f"{_single_words(o, lang)}: {_short_reason(o, lang)}"
+    return _("{what}: {why}").format(what=_single_words(o, lang), why=_short_reason(o, lang))
 
 
 def _details(o: Outcome, zone: tzinfo, now: datetime, lang: Language) -> list[str]:
