@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean i18n
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Re-extract every translatable message into the template and merge it into each catalog
+# (bot/locale/*/LC_MESSAGES/mailtrace.po); then list the msgids that still need a translation.
+# New msgids arrive untranslated (no fuzzy guesses); entries the code no longer has are dropped.
+i18n: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg -k N_ --no-location --sort-output --no-wrap \
+		--project mailtrace --version 0.1.0 -o bot/locale/mailtrace.pot .
+	$(BIN)/pybabel -q update -i bot/locale/mailtrace.pot -d bot/locale -D mailtrace \
+		--ignore-obsolete --no-fuzzy-matching --no-wrap
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_i18n.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from bot.errors import ConfigError, MailtraceError, UsageError
-from bot.query import USAGE, parse_query
+from bot.i18n import LANGUAGES, Language, language, language_from_env
+from bot.query import parse_query, usage
 from bot.render.jsonout import render_json
 from bot.render.text import render_text
 from bot.result import SearchResult
@@ -74,7 +75,9 @@ def zone_arg(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(lang: Language | None = None) -> argparse.ArgumentParser:
+    """The argument parser; the query grammar in --help is in `lang` (the terminal's)."""
+    lang = lang or language_from_env(os.environ)
     parser = _Parser(
         prog="mailtrace",
         description="Tell what happened to an email, from Postfix logs (local or over SSH).",
@@ -84,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     trace = sub.add_parser(
         "trace",
         help="trace a message, as /mailtrace would",
-        description="Trace a message. QUERY is what you would type after /mailtrace.\n\n" + USAGE,
+        description=lang.gettext("Trace a message. QUERY is what you would type after /mailtrace.")
+        + "\n\n"
+        + usage(lang),
         epilog=(
             "Without --log or --config, the configuration in $MAILTRACE_CONFIG is used, else "
             "the bundled demo (real Postfix logs). Exit status: 0 found, 1 nothing found, "
@@ -125,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the --log files come from a central log host: name each line by its syslog host",
     )
     trace.add_argument("--lines", action="store_true", help="show each message's raw log lines")
+    trace.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help="language of the answer (default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG)",
+    )
 
     doctor = sub.add_parser("doctor", help="check every configured server and its log files")
     doctor.add_argument("--config", metavar="FILE")
@@ -159,9 +169,12 @@ def zone_named(name: str) -> ZoneInfo:
         raise UsageError(f"unknown time zone {name!r} (try Europe/Berlin or UTC)") from exc
 
 
-async def trace(settings: Settings, text: str, zone: ZoneInfo, now: datetime) -> SearchResult:
+async def trace(
+    settings: Settings, text: str, zone: ZoneInfo, now: datetime, lang: Language | None = None
+) -> SearchResult:
     """Run one query against the configured servers (the library call behind the CLI)."""
-    query = parse_query(text, now=now, zone=zone)
+    lang = lang or language("en")
+    query = parse_query(text, now=now, zone=zone, tr=lang)
     pool = None
     if needs_ssh(settings):
         from bot.sources.ssh import SSHPool
@@ -169,7 +182,7 @@ async def trace(settings: Settings, text: str, zone: ZoneInfo, now: datetime) ->
         pool = SSHPool(settings)
     sources = build_sources(settings, pool)
     try:
-        return await run_search(query, settings, sources, now=now)
+        return await run_search(query, settings, sources, now=now, tr=lang)
     finally:
         if pool is not None:
             await pool.close()
@@ -178,11 +191,12 @@ async def trace(settings: Settings, text: str, zone: ZoneInfo, now: datetime) ->
 def run_trace(args: argparse.Namespace) -> int:
     settings = load_config(args)
     zone = zone_named(args.tz) if args.tz else settings.zone
-    result = asyncio.run(trace(settings, " ".join(args.query), zone, datetime.now(UTC)))
+    lang = language(args.lang) if args.lang else language_from_env(os.environ)
+    result = asyncio.run(trace(settings, " ".join(args.query), zone, datetime.now(UTC), lang))
     if args.format == "json":
         sys.stdout.write(render_json(result))
     else:
-        sys.stdout.write(render_text(result, zone, show_lines=args.lines))
+        sys.stdout.write(render_text(result, zone, show_lines=args.lines, lang=lang))
     if result.messages:
         return EXIT_FOUND
     if result.could_not_search:

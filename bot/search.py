@@ -33,6 +33,7 @@ from bot.query import Query, TargetKind
 from bot.result import FileCoverage, NearMisses, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
+from parsers.i18n import ENGLISH, Translator
 from parsers.journey import build_journeys
 from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message, Status
 from parsers.trace import START_KINDS, group_messages, resolve_local_relays
@@ -134,8 +135,10 @@ async def run_search(
     *,
     now: datetime,
     progress: Callable[[str, str], None] | None = None,
+    tr: Translator = ENGLISH,
 ) -> SearchResult:
-    """Search every source for the query; never raises for one server's failure.
+    """Search every source for the query; never raises for one server's failure. The
+    explanations in the result are worded with `tr` (the asker's language).
 
     `progress(server, state)` is called as each chosen server finishes its first passes
     ("answered") or fails ("failed: REASON"), for callers that show progress.
@@ -194,7 +197,7 @@ async def run_search(
         [h for h, name in hosts.items() if h != name],
         {h: a for s in settings.servers if s.central for h, a in s.host_aliases.items()},
     )
-    grouped = group_messages(events, by_host)
+    grouped = group_messages(events, by_host, tr)
     messages = _confirm_links(_relevant(grouped, states, hosts), states)
     limit = settings.limits.max_messages
     found = len(messages) + sum(st.untraced for st in states.values())
@@ -219,7 +222,7 @@ async def run_search(
         window_start=start,
         window_end=end,
         messages=tuple(messages),
-        journeys=tuple(build_journeys(messages, _lifetimes(settings, hosts))),
+        journeys=tuple(build_journeys(messages, _lifetimes(settings, hosts), tr)),
         searched=tuple(_coverage(st) for st in states.values() if st.files or st.source in chosen),
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),

@@ -191,6 +191,8 @@ class SlackConfig(BaseModel):
     http_host: str = "127.0.0.1"
     # Whom teammates should ask when servers or log files need attention, as plain text (e.g.
     # "the mail team in #mail-ops"); answers in Slack name it instead of operator commands.
+    # answer everyone in this language ("en" or "ja"); None: each asker's Slack locale
+    language: Literal["en", "ja"] | None = None
     contact: str | None = None
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 
-US = "us (the mail team)"
-SENDER_ADDRESS = "the sender (check the recipient's domain for typos)"
-THEIR_ADMIN = "the recipient's mail admin"
+from parsers.i18n import ENGLISH, N_, Translator
+
+SENDER_ADDRESS = N_("the sender: check the recipient's domain for typos")
+THEIR_ADMIN_LATER = N_("nobody yet: Postfix retries; the recipient's mail admin if it persists")
 
 # (pattern, sentence, who acts); the first that matches wins. Groups "peer"/"when" are optional.
 _FAILURES: tuple[tuple[re.Pattern[str], str, str], ...] = (
@@ -20,70 +21,85 @@ _FAILURES: tuple[tuple[re.Pattern[str], str, str], ...] = (
     #  found, try again" -- the first sentence decides: the name does not exist
     (
         re.compile(r"Host or domain name not found", re.IGNORECASE),
-        "The recipient's domain has no mail server in DNS (Host or domain name not found)",
+        N_("The recipient's domain has no mail server in DNS (Host or domain name not found)."),
         SENDER_ADDRESS,
     ),
     # "Name service error for name=example.org type=MX: Host not found, try again"
     (
         re.compile(r"Name service error", re.IGNORECASE),
-        "A DNS lookup for the recipient's domain failed (name service error)",
-        US + " (our resolver) or " + THEIR_ADMIN + " (their DNS)",
+        N_("A DNS lookup for the recipient's domain failed (name service error)."),
+        N_("us (the mail team: our resolver) or the recipient's mail admin (their DNS)"),
     ),
     # "mail for example.org loops back to myself"
     (
         re.compile(r"mail for (?P<peer>\S+) loops back to myself"),
-        "The mail server for {peer} is this server itself, but it is not set up to receive that"
-        " domain (a mail loop)",
-        US + " (mydestination / relay_domains / the domain's MX)",
+        N_(
+            "The mail server for {peer} is this server itself, but it is not set up to receive"
+            " that domain (a mail loop)."
+        ),
+        N_("us (the mail team): mydestination / relay_domains / the domain's MX"),
     ),
     # "Hop count exceeded - possible mail loop" / "too many hops"
     (
         re.compile(r"too many hops|hop count exceeded", re.IGNORECASE),
-        "The mail went round in a loop between servers until Postfix stopped it (too many hops)",
-        US + " and " + THEIR_ADMIN + " (forwarding rules that point at each other)",
+        N_(
+            "The mail went round in a loop between servers until Postfix stopped it"
+            " (too many hops)."
+        ),
+        N_(
+            "us (the mail team) and the recipient's mail admin (forwarding rules that point at"
+            " each other)"
+        ),
     ),
     # "Cannot start TLS: handshake failure" / "TLS is required, but our TLS engine is
     #  unavailable" / "lost connection with x[ip] while performing the TLS handshake"
     (
         re.compile(r"TLS handshake|handshake failure|Cannot start TLS|TLS is required", re.I),
-        "The encrypted (TLS) connection to the receiving server could not be set up",
-        US + " (our TLS settings) or " + THEIR_ADMIN + " (their certificate or TLS settings)",
+        N_("The encrypted (TLS) connection to the receiving server could not be set up."),
+        N_(
+            "us (the mail team: our TLS settings) or the recipient's mail admin (their"
+            " certificate or TLS settings)"
+        ),
     ),
     # "lost connection with mx.example.org[203.0.113.9] while sending RCPT TO"
     (
         re.compile(r"lost connection with (?P<peer>\S+) while (?P<when>.+?)(?:\)|$)"),
-        "The receiving server {peer} dropped the connection while we were {when}",
-        "nobody yet: Postfix retries; " + THEIR_ADMIN + " if it persists",
+        N_("The receiving server {peer} dropped the connection while we were {when}."),
+        THEIR_ADMIN_LATER,
     ),
     # "conversation with mx.example.org[203.0.113.9] timed out while receiving the initial
     #  server greeting"
     (
         re.compile(r"conversation with (?P<peer>\S+) timed out while (?P<when>.+?)(?:\)|$)"),
-        "The receiving server {peer} stopped answering (timed out) while we were {when}",
-        "nobody yet: Postfix retries; " + THEIR_ADMIN + " if it persists",
+        N_("The receiving server {peer} stopped answering (timed out) while we were {when}."),
+        THEIR_ADMIN_LATER,
     ),
     # "connect to mx.example.org[203.0.113.9]:25: Connection refused"
     (
         re.compile(r"connect to (?P<peer>\S+?): Connection refused"),
-        "The receiving server {peer} refused the connection (nothing listens, or a firewall)",
-        "nobody yet: Postfix retries; " + THEIR_ADMIN + " if it persists",
+        N_("The receiving server {peer} refused the connection (nothing listens, or a firewall)."),
+        THEIR_ADMIN_LATER,
     ),
     # "connect to mx.example.org[203.0.113.9]:25: Connection timed out"
     (
         re.compile(r"connect to (?P<peer>\S+?): Connection timed out"),
-        "The receiving server {peer} could not be reached (connection timed out)",
-        "nobody yet: Postfix retries; " + US + " (our network) or " + THEIR_ADMIN,
+        N_("The receiving server {peer} could not be reached (connection timed out)."),
+        N_(
+            "nobody yet: Postfix retries; us (the mail team: our network) or the recipient's"
+            " mail admin"
+        ),
     ),
 )
 
 
-def describe_failure(reason: str | None) -> tuple[str, str] | None:
-    """(plain sentence, who acts) for a failure reason Postfix itself wrote, else None."""
+def describe_failure(reason: str | None, tr: Translator = ENGLISH) -> tuple[str, str] | None:
+    """(plain sentence, who acts) for a failure reason Postfix itself wrote, else None. The
+    peer and "while we were …" are Postfix's own words and stay as logged."""
     if not reason:
         return None
     for pattern, sentence, who in _FAILURES:
         match = pattern.search(reason)
         if match is not None:
             parts = {k: v for k, v in match.groupdict().items() if v is not None}
-            return sentence.format(**parts), who
+            return tr.gettext(sentence).format(**parts), tr.gettext(who)
     return None

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from parsers.i18n import ENGLISH, Translator
+
 # Words of a filter that kept the mail from its recipient although the SMTP reply was 2xx:
 # "250 2.7.0 Ok, discarded, id=31619-02 - spam", "250 2.7.0 BLOCKED (…)", "2.7.0 quarantined"
 _VERDICT = re.compile(
@@ -34,29 +36,47 @@ def filter_verdict(reply: str | None) -> str | None:
     return {"quarantine": "quarantined", "spammy": "spam"}.get(word, word)
 
 
-def filter_name(relay: str | None) -> str:
+def filter_name(relay: str | None, tr: Translator = ENGLISH) -> str:
     """'127.0.0.1[127.0.0.1]:10024' -> 'the content filter at 127.0.0.1:10024'."""
     if not relay:
-        return "the content filter"
+        return tr.gettext("the content filter")
     host, _, rest = relay.partition("[")
     ip, _, port = rest.partition("]")
     where = (ip or host) + port
-    return f"the content filter at {where}"
+    return tr.gettext("the content filter at {where}").format(where=where)
 
 
-def explain_policy(action: str | None, stage: str | None, daemon: str | None = None) -> str | None:
-    """Plain words for a policy action of a milter, a before-queue filter or postscreen."""
-    at = f" (at {stage})" if stage else ""
+def explain_policy(
+    action: str | None, stage: str | None, daemon: str | None = None, tr: Translator = ENGLISH
+) -> str | None:
+    """Plain words for a policy action of a milter, a before-queue filter or postscreen; the
+    SMTP stage (RCPT, END-OF-MESSAGE) is Postfix's word and stays."""
+    _ = tr.gettext
     if daemon == "postscreen" and action == "reject":
-        return "Refused at the door by postscreen, our first line of defence, before smtpd saw it"
-    if action == "proxy-reject":
-        return "Rejected at the door by the before-queue content filter" + at
+        return _(
+            "Refused at the door by postscreen, our first line of defence, before smtpd saw it"
+        )
     if action == "proxy-accept":
-        return "Accepted by the before-queue content filter"
-    if action == "milter-reject":
-        return "Rejected during the SMTP session by a milter" + at
-    if action == "milter-discard":
-        return "Discarded by a milter" + at + ": accepted, then silently dropped"
-    if action == "milter-hold":
-        return "Held by a milter" + at + ": parked in the hold queue until an admin releases it"
-    return None
+        return _("Accepted by the before-queue content filter")
+    words = {
+        "proxy-reject": (
+            _("Rejected at the door by the before-queue content filter"),
+            _("Rejected at the door by the before-queue content filter (at {stage})"),
+        ),
+        "milter-reject": (
+            _("Rejected during the SMTP session by a milter"),
+            _("Rejected during the SMTP session by a milter (at {stage})"),
+        ),
+        "milter-discard": (
+            _("Discarded by a milter: accepted, then silently dropped"),
+            _("Discarded by a milter (at {stage}): accepted, then silently dropped"),
+        ),
+        "milter-hold": (
+            _("Held by a milter: parked in the hold queue until an admin releases it"),
+            _("Held by a milter (at {stage}): parked in the hold queue until an admin releases it"),
+        ),
+    }.get(action or "")
+    if words is None:
+        return None
+    plain, staged = words
+    return staged.format(stage=stage) if stage else plain

@@ -26,6 +26,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict
 
 from parsers.explain import explain_status
+from parsers.i18n import ENGLISH, Translator
 from parsers.models import STATUS_SEVERITY, LinkKind, Message, Recipient, Status
 
 DEFAULT_QUEUE_LIFETIME = timedelta(days=5)  # Postfix's maximal_queue_lifetime default
@@ -132,9 +133,11 @@ class Journey(BaseModel):
 def build_journeys(
     messages: Sequence[Message],
     lifetimes: Mapping[str, timedelta] | None = None,
+    tr: Translator = ENGLISH,
 ) -> list[Journey]:
-    """Join messages into journeys, ordered by first line; every message lands in exactly one."""
-    return _Joiner(messages, lifetimes or {}).journeys()
+    """Join messages into journeys, ordered by first line; every message lands in exactly one.
+    What the joining adds in words (a refusal's meaning, a hold-up) is worded with `tr`."""
+    return _Joiner(messages, lifetimes or {}, tr).journeys()
 
 
 def notice_kind(words: str | None) -> NoticeKind:
@@ -150,7 +153,10 @@ def notice_kind(words: str | None) -> NoticeKind:
 
 
 class _Joiner:
-    def __init__(self, messages: Sequence[Message], lifetimes: Mapping[str, timedelta]) -> None:
+    def __init__(
+        self, messages: Sequence[Message], lifetimes: Mapping[str, timedelta], tr: Translator
+    ) -> None:
+        self.tr = tr
         self.m = list(messages)
         self.lifetimes = lifetimes
         self.parent = list(range(len(self.m)))
@@ -338,15 +344,15 @@ class _Joiner:
     def hold_up(self, i: int, r: Recipient) -> str:
         """'mx1 needed 2 attempts; mx2 answered “450 4.7.1 …” first (09:00:13 UTC)'."""
         msg = self.m[i]
-        said = ""
         for k in self.refusals.get(i, []):
             refusal = self.m[k]
             first = refusal.recipients[0]
             if any(x.address in (r.address, r.orig_to) for x in refusal.recipients):
                 words = " ".join(w for w in (first.dsn, first.reason) if w)
-                said = f"; {refusal.host} answered “{words}” first"
-                break
-        return f"{msg.host} needed {r.attempts} attempts{said}"
+                return self.tr.gettext(
+                    "{host} needed {n} attempts; {other} answered “{words}” first"
+                ).format(host=msg.host, n=r.attempts, other=refusal.host, words=words)
+        return self.tr.gettext("{host} needed {n} attempts").format(host=msg.host, n=r.attempts)
 
     def _continued(self, j: int, r: Recipient) -> list[Recipient]:
         """The recipients of message `j` that carry on recipient `r` (the same address, or
@@ -363,14 +369,16 @@ class _Joiner:
         temporary = False
         if msg.queue_id is None and status is Status.REJECTED and _is_temporary(r.dsn):
             status, temporary = Status.DEFERRED, True
-            explanation = (
+            explanation = self.tr.gettext(
                 "Refused for now during the SMTP session (a 4xx answer): the sending server "
                 "keeps the mail and should try again."
             )
-            action_by = "nobody yet: the sending server retries; us (the mail team) if it persists"
+            action_by = self.tr.gettext(
+                "nobody yet: the sending server retries; us (the mail team) if it persists"
+            )
         elif refused_by is not None and status is Status.BOUNCED:
             # Our own next hop refused it: the same "who acts" as that refusal on its own.
-            action_by = explain_status(Status.REJECTED, r.dsn, None)[1]
+            action_by = explain_status(Status.REJECTED, r.dsn, None, self.tr)[1]
         end = _end_of_road(r)
         full_road = road if end is None or status is not Status.SENT else (*road, end)
         if refused_by is not None and refused_by not in full_road:

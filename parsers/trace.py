@@ -23,6 +23,7 @@ from parsers.builder import (
     RecipientState,
 )
 from parsers.explain import explain_recipient
+from parsers.i18n import ENGLISH, Translator
 from parsers.links import RelayResolver, link_reinjections, resolve_local_relays
 from parsers.models import (
     FINAL_STATUSES,
@@ -43,16 +44,19 @@ def host_of(event: LogEvent) -> str:
 
 
 def group_messages(
-    events: Iterable[LogEvent], resolve: RelayResolver = resolve_local_relays
+    events: Iterable[LogEvent],
+    resolve: RelayResolver = resolve_local_relays,
+    tr: Translator = ENGLISH,
 ) -> list[Message]:
-    """Group events into messages, one per (host, queue ID life), ordered by first line."""
+    """Group events into messages, one per (host, queue ID life), ordered by first line; the
+    explanations are worded with `tr`."""
     by_host: dict[str, list[LogEvent]] = {}
     for event in events:
         by_host.setdefault(host_of(event), []).append(event)
     built: list[Builder] = []
     for host, host_events in by_host.items():
         built.extend(_group_host(host, host_events, resolve))
-    messages = [_freeze(b) for b in built]
+    messages = [_freeze(b, tr) for b in built]
     messages = link_reinjections(messages)
     return _merge_repeated_refusals(sorted(messages, key=_order_key))
 
@@ -144,13 +148,13 @@ def _order_key(message: Message) -> tuple[float, str, str]:
     return stamp, message.host, message.queue_id or ""
 
 
-def _freeze(b: Builder) -> Message:
+def _freeze(b: Builder, tr: Translator) -> Message:
     states = list(b.recipients.values())
     if any(not s.tentative for s in states):
         states = [
             s for s in states if not s.tentative or s.attempts or s.status is not Status.UNKNOWN
         ]
-    recipients = [_final_recipient(b, state) for state in states]
+    recipients = [_final_recipient(b, state, tr) for state in states]
     status = _headline(b, recipients)
     stamps = [e.timestamp for e in b.events if e.timestamp is not None]
     return Message(
@@ -161,7 +165,7 @@ def _freeze(b: Builder) -> Message:
         client=b.client,
         size=b.size,
         status=status,
-        summary=summarize(status, recipients),
+        summary=summarize(status, recipients, tr),
         first_seen=min(stamps) if stamps else None,
         last_seen=max(stamps) if stamps else None,
         started_before_logs=not b.started,
@@ -172,7 +176,7 @@ def _freeze(b: Builder) -> Message:
     )
 
 
-def _final_recipient(b: Builder, state: RecipientState) -> Recipient:
+def _final_recipient(b: Builder, state: RecipientState, tr: Translator) -> Recipient:
     status = state.status
     postfix_status, dsn, reason, stage = (
         state.postfix_status,
@@ -203,6 +207,7 @@ def _final_recipient(b: Builder, state: RecipientState) -> Recipient:
         stage=stage,
         content_filter=state.content_filter,
         daemon=state.daemon,
+        tr=tr,
     )
     return Recipient(
         address=state.address,
@@ -237,15 +242,16 @@ def _headline(b: Builder, recipients: list[Recipient]) -> Status:
     return Status.UNKNOWN
 
 
-def summarize(status: Status, recipients: list[Recipient]) -> str:
-    """One line: '1 recipient: sent' or '3 recipients: 2 sent, 1 bounced'."""
+def summarize(status: Status, recipients: list[Recipient], tr: Translator = ENGLISH) -> str:
+    """One line: '1 recipient: sent' or '3 recipients: 2 sent, 1 bounced' (Postfix's status
+    words stay as they are: they are what one greps for)."""
     if not recipients:
-        return f"no recipient logged; message {status.value}"
+        return tr.gettext("no recipient logged; message {status}").format(status=status.value)
     counts: dict[Status, int] = {}
     for r in recipients:
         counts[r.status] = counts.get(r.status, 0) + 1
-    noun = "recipient" if len(recipients) == 1 else "recipients"
+    head = tr.ngettext("{n} recipient", "{n} recipients", len(recipients)).format(n=len(recipients))
     if len(counts) == 1:
-        return f"{len(recipients)} {noun}: {status.value}"
+        return f"{head}: {status.value}"
     parts = [f"{n} {s.value}" for s in STATUS_SEVERITY for n in [counts.get(s, 0)] if n]
-    return f"{len(recipients)} {noun}: " + ", ".join(parts)
+    return f"{head}: " + ", ".join(parts)

@@ -994,3 +994,39 @@ async def test_end_to_end_over_ssh_with_one_server_down(
     assert "mx2: " in summary
     [reply] = replies
     assert "✅ recipient2@example.org — delivered to the mailbox on mx1" in text_of(reply)
+
+
+# ---------------------------------------------------------------------- the asker's language
+
+
+async def test_japanese_asker_gets_the_captured_mixed_mail_in_japanese(
+    make_bot: BotFactory,
+) -> None:
+    """A ja-JP user (users.info locale) typing a full-width query with a Japanese date gets the
+    real two-server capture's thread in Japanese, dates in the Japanese form, within the block
+    limits; the server's own words stay verbatim."""
+    if not SCENARIOS.exists():
+        pytest.skip(f"no {SCENARIOS.name} yet")
+    bot = await make_bot(two_host_settings())
+    bot.fake.users[USER] = {"locale": "ja-JP", "tz": "Asia/Tokyo"}
+    await bot.command("ｆｒｏｍ－ｍｉｘｅｄ＠ｅｘａｍｐｌｅ．ｎｅｔ　２０２６年１１月２９日")
+    [entry] = await bot.audit.wait(1)
+    assert entry.outcome is Outcome.ANSWERED, entry
+    info = [c for c in bot.fake.calls_to("users.info") if c.params.get("user") == USER]
+    assert info
+    assert str(info[0].params.get("include_locale")).lower() in ("true", "1")
+    parent, replies = bot.thread()
+    head = text_of(parent).splitlines()[0]
+    assert head.startswith("*from-mixed@example.net（2026年11月29日(日)）")
+    assert "1通" in head
+    assert "一部配送済み" in head
+    [reply] = [text_of(r) for r in replies]
+    assert "2件中1件配送済み" in reply
+    assert "mixed-bad@example.org はバウンス：受信者のメールボックスが存在しない" in reply
+    assert "対応者：送信者：宛先アドレスを確認してください" in reply
+    assert "User unknown in virtual mailbox table" in reply  # the server's words, verbatim
+    assert "11月29日(日) 01:58" in reply  # 16:58 UTC on Nov 28 is the next morning in Tokyo
+    for message in (parent, *replies):
+        blocks = message.get("blocks") or []
+        assert len(blocks) <= 50
+        assert all(len(b.get("text", {}).get("text", "")) <= 3000 for b in blocks)

@@ -10,11 +10,13 @@ needs). No markup: the renderers escape and decorate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from bot.i18n import ENGLISH, Language
 from parsers.dsn import describe_dsn
+from parsers.i18n import N_
 from parsers.journey import Journey, Notice, NoticeKind, Outcome, Verdict
 from parsers.models import Message, Status
 
@@ -36,34 +38,48 @@ VERDICT_EMOJI: dict[Verdict, str] = {
 }
 # The tally's words, e.g. "3 mails: 2 delivered, 1 bounced".
 TALLY_WORDS: dict[Verdict, str] = {
-    Verdict.DELIVERED: "delivered",
-    Verdict.PARTLY_DELIVERED: "partly delivered",
-    Verdict.BOUNCED: "bounced",
-    Verdict.EXPIRED: "given up",
-    Verdict.REJECTED: "refused",
-    Verdict.DEFERRED: "still retrying",
-    Verdict.HELD: "on hold",
-    Verdict.DELETED: "deleted",
-    Verdict.DISCARDED: "dropped",
-    Verdict.UNKNOWN: "no outcome logged",
+    Verdict.DELIVERED: N_("delivered"),
+    Verdict.PARTLY_DELIVERED: N_("partly delivered"),
+    Verdict.BOUNCED: N_("bounced"),
+    Verdict.EXPIRED: N_("given up"),
+    Verdict.REJECTED: N_("refused"),
+    Verdict.DEFERRED: N_("still retrying"),
+    Verdict.HELD: N_("on hold"),
+    Verdict.DELETED: N_("deleted"),
+    Verdict.DISCARDED: N_("dropped"),
+    Verdict.UNKNOWN: N_("no outcome logged"),
 }
 # How a not-delivered recipient is named in a verdict: "x bounced: …".
 _FAILED_WORDS: dict[Status, str] = {
-    Status.BOUNCED: "bounced",
-    Status.EXPIRED: "was given up",
-    Status.REJECTED: "was refused",
-    Status.DEFERRED: "is not delivered yet",
-    Status.HELD: "is on hold",
-    Status.DELETED: "was deleted by an admin",
-    Status.DISCARDED: "was dropped by policy",
-    Status.UNKNOWN: "has no outcome logged",
+    Status.BOUNCED: N_("{address} bounced: {reason}"),
+    Status.EXPIRED: N_("{address} was given up: {reason}"),
+    Status.REJECTED: N_("{address} was refused: {reason}"),
+    Status.DEFERRED: N_("{address} is not delivered yet: {reason}"),
+    Status.HELD: N_("{address} is on hold: {reason}"),
+    Status.DELETED: N_("{address} was deleted by an admin: {reason}"),
+    Status.DISCARDED: N_("{address} was dropped by policy: {reason}"),
+    Status.UNKNOWN: N_("{address} has no outcome logged: {reason}"),
 }
 _NOTICE_WORDS = {
-    NoticeKind.BOUNCE: "Bounce notice",
-    NoticeKind.DELAY: "Delay warning",
-    NoticeKind.SUCCESS: "Delivery confirmation",
-    NoticeKind.OTHER: "Notice",
+    NoticeKind.BOUNCE: N_("Bounce notice"),
+    NoticeKind.DELAY: N_("Delay warning"),
+    NoticeKind.SUCCESS: N_("Delivery confirmation"),
+    NoticeKind.OTHER: N_("Notice"),
 }
+# Postfix's status words, as a notice's state: "Bounce notice to a@b: sent"
+_STATE_WORDS: dict[Status, str] = {
+    Status.SENT: N_("delivered"),
+    Status.BOUNCED: N_("bounced"),
+    Status.DEFERRED: N_("deferred"),
+    Status.EXPIRED: N_("expired"),
+    Status.REJECTED: N_("rejected"),
+    Status.DISCARDED: N_("discarded"),
+    Status.HELD: N_("held"),
+    Status.DELETED: N_("deleted"),
+    Status.UNKNOWN: N_("unknown"),
+}
+# Steps of a road that are no server: journey.py names them in English
+_ROAD_WORDS = {"mailbox": N_("mailbox"), "content filter": N_("content filter")}
 
 
 @dataclass
@@ -75,272 +91,354 @@ class Story:
     title: str = ""  # names the journey's log lines (a file name, a button's post)
 
 
-def when(moment: datetime | None, zone: tzinfo) -> str:
-    if moment is None:
-        return "?"
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+def when(moment: datetime | None, zone: tzinfo, lang: Language = ENGLISH) -> str:
+    return lang.when(moment, zone)
 
 
-def short_when(moment: datetime | None, zone: tzinfo) -> str:
-    if moment is None:
-        return "?"
-    return moment.astimezone(zone).strftime("%b %d %H:%M")
+def short_when(moment: datetime | None, zone: tzinfo, lang: Language = ENGLISH) -> str:
+    return lang.short_when(moment, zone)
 
 
-def who(address: str | None) -> str:
+def who(address: str | None, lang: Language = ENGLISH) -> str:
     if address is None:
         return "?"
-    return address or "<> (the mail system)"
+    return address or lang.gettext("<> (the mail system)")
 
 
-def duration(span: timedelta) -> str:
+def duration(span: timedelta, lang: Language = ENGLISH) -> str:
     """'3 days', '5 hours', '12 minutes', '40 seconds' (the largest unit that fits)."""
     seconds = max(0, int(span.total_seconds()))
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{seconds} second{'s' if seconds != 1 else ''}"
+    if seconds >= 86400:
+        n = seconds // 86400
+        return lang.ngettext("{n} day", "{n} days", n).format(n=n)
+    if seconds >= 3600:
+        n = seconds // 3600
+        return lang.ngettext("{n} hour", "{n} hours", n).format(n=n)
+    if seconds >= 60:
+        n = seconds // 60
+        return lang.ngettext("{n} minute", "{n} minutes", n).format(n=n)
+    return lang.ngettext("{n} second", "{n} seconds", seconds).format(n=seconds)
 
 
-def tally(journeys: Sequence[Journey]) -> str:
+def tally(journeys: Sequence[Journey], lang: Language = ENGLISH) -> str:
     """'1 mail: delivered to 1 of 2' or '3 mails: 2 delivered, 1 bounced'."""
-    if len(journeys) == 1:
-        return "1 mail: " + TALLY_WORDS[journeys[0].verdict]
+    _ = lang.gettext
+    n = len(journeys)
+    head = lang.ngettext("{n} mail", "{n} mails", n).format(n=n)
+    if n == 1:
+        return _("{what}: {why}").format(what=head, why=_(TALLY_WORDS[journeys[0].verdict]))
     counts: dict[Verdict, int] = {}
     for j in journeys:
         counts[j.verdict] = counts.get(j.verdict, 0) + 1
-    parts = [f"{counts[v]} {TALLY_WORDS[v]}" for v in Verdict if v in counts]
-    return f"{len(journeys)} mails: " + ", ".join(parts)
+    parts = [f"{counts[v]} {_(TALLY_WORDS[v])}" for v in Verdict if v in counts]
+    return _("{what}: {why}").format(what=head, why=_(", ").join(parts))
 
 
-def tell(j: Journey, messages: Sequence[Message], zone: tzinfo, now: datetime) -> Story:
-    """The whole story of one journey."""
+def tell(
+    j: Journey,
+    messages: Sequence[Message],
+    zone: tzinfo,
+    now: datetime,
+    lang: Language = ENGLISH,
+) -> Story:
+    """The whole story of one journey, in `lang`."""
+    _ = lang.gettext
     lines: list[str] = []
     for o in j.recipients:
         # One recipient: the verdict already says how it ended.
-        end = f" — {_end_words(o)}" if len(j.recipients) > 1 or o.status is Status.SENT else ""
+        end = ""
+        if len(j.recipients) > 1 or o.status is Status.SENT:
+            end = " — " + _end_words(o, lang)
         lines.append(f"{STATUS_EMOJI[o.status]} {o.address}{end}")
-        lines.extend(f"   {line}" for line in _details(o, zone, now))
+        lines.extend(f"   {line}" for line in _details(o, zone, now, lang))
     if not j.recipients:
-        lines.extend(_no_recipient(j, zone, now))
-    lines.extend(_notice_line(n, zone) for n in j.notices)
+        lines.extend(_no_recipient(j, zone, now, lang))
+    lines.extend(_notice_line(n, zone, lang) for n in j.notices)
     if j.started_before_logs:
-        lines.append("It was queued before the searched logs begin: its start is not shown.")
+        lines.append(_("It was queued before the searched logs begin: its start is not shown."))
     raw = [line for ref in j.messages for line in messages[ref.index].lines]
     raw += [line for n in j.notices for line in messages[n.index].lines]
     first = j.messages[0] if j.messages else None
     title = f"{first.host} {first.queue_id or 'NOQUEUE'}" if first else "mail"
     return Story(
-        verdict=verdict_line(j, zone),
+        verdict=verdict_line(j, zone, lang),
         lines=lines,
-        evidence=_evidence(j, messages),
+        evidence=_evidence(j, messages, lang),
         raw=tuple(raw),
         title=title,
     )
 
 
-def verdict_line(j: Journey, zone: tzinfo) -> str:
+def verdict_line(j: Journey, zone: tzinfo, lang: Language = ENGLISH) -> str:
     """'⚠️ Delivered to 1 of 2 — x@example.org bounced: … · a@b → x, y · Nov 28 16:58'"""
     rcpts = [o.address for o in j.recipients]
-    to = ", ".join(rcpts[:2]) + (f" and {len(rcpts) - 2} more" if len(rcpts) > 2 else "")
-    head = _verdict_words(j)
-    head = head[0].upper() + head[1:]
+    to = ", ".join(rcpts[:2])
+    if len(rcpts) > 2:
+        to = lang.gettext("{first} and {n} more").format(first=to, n=len(rcpts) - 2)
+    to = to or lang.gettext("(recipients not logged)")
+    head = _verdict_words(j, lang)
+    if lang.code == "en":  # a sentence's capital; other scripts have none (and hosts keep case)
+        head = head[0].upper() + head[1:]
     return (
-        f"{VERDICT_EMOJI[j.verdict]} {head} · {who(j.sender)} → {to or '(recipients not logged)'}"
-        f" · {short_when(j.first_seen, zone)}"
+        f"{VERDICT_EMOJI[j.verdict]} {head} · {who(j.sender, lang)} → "
+        f"{to} · {lang.short_when(j.first_seen, zone)}"
     )
 
 
-def _verdict_words(j: Journey) -> str:
+def _verdict_words(j: Journey, lang: Language) -> str:
     """The verdict as a person would say it, with the first failure's reason."""
+    _ = lang.gettext
     n = len(j.recipients)
     failed = [o for o in j.recipients if o.status is not Status.SENT]
     if j.is_notice:
-        return _notice_verdict(j)
+        return _notice_verdict(j, lang)
     if not j.recipients and j.verdict is Verdict.UNKNOWN:
-        return "accepted, nothing logged since"
+        return _("accepted, nothing logged since")
     if not j.recipients:
-        return TALLY_WORDS[j.verdict]
+        return _(TALLY_WORDS[j.verdict])
     if not failed:
-        return "delivered" if n == 1 else f"delivered to all {n}"
+        return _("delivered") if n == 1 else _("delivered to all {n}").format(n=n)
     first = failed[0]
-    reason = f"{first.address} {_FAILED_WORDS[first.status]}: {_short_reason(first)}"
-    more = f"; {len(failed) - 1} more not delivered" if len(failed) > 1 else ""
+    reason = _(_FAILED_WORDS[first.status]).format(
+        address=first.address, reason=_short_reason(first, lang)
+    )
+    more = ""
+    if len(failed) > 1:
+        more = _("; {n} more not delivered").format(n=len(failed) - 1)
     if j.verdict is Verdict.PARTLY_DELIVERED:
-        return f"delivered to {n - len(failed)} of {n} — {reason}{more}"
+        return _("delivered to {ok} of {n} — {reason}{more}").format(
+            ok=n - len(failed), n=n, reason=reason, more=more
+        )
     if n == 1:
-        return f"{_SINGLE_WORDS[first.status](first)}: {_short_reason(first)}"
+        return _("{what}: {why}").format(
+            what=_single_words(first, lang), why=_short_reason(first, lang)
+        )
     kinds = {o.status for o in failed}
     if len(kinds) == 1:
-        return f"{TALLY_WORDS[j.verdict]} for all {n} — {_short_reason(first)}"
-    return f"not delivered to any of {n} — {reason}{more}"
+        return _("{verdict} for all {n} — {reason}").format(
+            verdict=_(TALLY_WORDS[j.verdict]), n=n, reason=_short_reason(first, lang)
+        )
+    return _("not delivered to any of {n} — {reason}{more}").format(n=n, reason=reason, more=more)
 
 
-def _notice_verdict(j: Journey) -> str:
+def _notice_verdict(j: Journey, lang: Language) -> str:
     to = j.recipients[0].address if j.recipients else "?"
-    state = "delivered" if j.verdict is Verdict.DELIVERED else TALLY_WORDS[j.verdict]
-    return f"a notice from the mail system to {to}: {state}"
+    state = _STATE_WORDS[Status.SENT] if j.verdict is Verdict.DELIVERED else TALLY_WORDS[j.verdict]
+    return lang.gettext("a notice from the mail system to {to}: {state}").format(
+        to=to, state=lang.gettext(state)
+    )
 
 
-_SINGLE_WORDS: dict[Status, Callable[[Outcome], str]] = {
-    Status.BOUNCED: lambda o: f"bounced by {_who_refused(o)}",
-    Status.EXPIRED: lambda o: "given up and returned to the sender",
-    Status.REJECTED: lambda o: f"refused at the door by {o.host}",
-    Status.DEFERRED: lambda o: (
-        f"refused for now by {o.host}" if o.temporary else "not delivered yet, still retrying"
-    ),
-    Status.HELD: lambda o: f"on hold on {o.host}",
-    Status.DELETED: lambda o: f"deleted from the queue on {o.host}",
-    Status.DISCARDED: lambda o: f"dropped by policy on {o.host}",
-    Status.UNKNOWN: lambda o: f"accepted by {o.host}, nothing logged since",
-}
+def _single_words(o: Outcome, lang: Language) -> str:
+    """How one recipient ended, in a few words: 'bounced by mx.example.org'."""
+    _ = lang.gettext
+    if o.status is Status.BOUNCED:
+        return _("bounced by {server}").format(server=_who_refused(o, lang))
+    if o.status is Status.DEFERRED and not o.temporary:
+        return _("not delivered yet, still retrying")
+    words = {
+        Status.EXPIRED: _("given up and returned to the sender"),
+        Status.REJECTED: _("refused at the door by {host}"),
+        Status.DEFERRED: _("refused for now by {host}"),
+        Status.HELD: _("on hold on {host}"),
+        Status.DELETED: _("deleted from the queue on {host}"),
+        Status.DISCARDED: _("dropped by policy on {host}"),
+        Status.UNKNOWN: _("accepted by {host}, nothing logged since"),
+    }[o.status]
+    return words.format(host=o.host)
 
 
-def _no_recipient(j: Journey, zone: tzinfo, now: datetime) -> list[str]:
+def _no_recipient(j: Journey, zone: tzinfo, now: datetime, lang: Language) -> list[str]:
     """A mail accepted with nothing logged after: what that means and what to do."""
-    host = j.messages[0].host if j.messages else "the server"
-    if j.verdict is not Verdict.UNKNOWN:
-        return ["No recipient was logged for it."]
+    _ = lang.gettext
+    if j.verdict is not Verdict.UNKNOWN or not j.messages:
+        return [_("No recipient was logged for it.")]
     return [
-        f"Accepted by {host} at {when(j.first_seen, zone)} ({_ago(j.first_seen, now)}); no "
-        "delivery was logged after that. It is still in the queue, or the searched logs end "
-        "there: ask the mail team to look at the queue."
+        _(
+            "Accepted by {host} at {time} ({ago}); no delivery was logged after that. It is "
+            "still in the queue, or the searched logs end there: ask the mail team to look at "
+            "the queue."
+        ).format(
+            host=j.messages[0].host,
+            time=lang.when(j.first_seen, zone),
+            ago=_ago(j.first_seen, now, lang),
+        )
     ]
 
 
-def _short_reason(o: Outcome) -> str:
+def _short_reason(o: Outcome, lang: Language) -> str:
+    _ = lang.gettext
     if o.status is Status.DELETED:
-        return "an admin removed it before it was delivered"
+        return _("an admin removed it before it was delivered")
     if o.status is Status.HELD:
-        return "waiting for an admin to release or delete it"
-    meaning = describe_dsn(o.dsn)
-    if meaning and o.refused_by:  # name our own server that answered
-        return meaning.replace("the receiving server", o.refused_by)
+        return _("waiting for an admin to release or delete it")
+    if o.refused_by and describe_dsn(o.dsn):  # name our own server that answered
+        meaning = describe_dsn(o.dsn, lang)
+        assert meaning is not None
+        return meaning.replace(_("the receiving server"), o.refused_by)
+    meaning = describe_dsn(o.dsn, lang)
     if meaning:
         return meaning
     if o.status is Status.UNKNOWN:
-        return "still queued, or the logs end there"
+        return _("still queued, or the logs end there")
     if o.reason:
         return f"“{o.reason}”"
-    return o.explanation.rstrip(".").split(". ")[0].lower()
+    return o.explanation.rstrip(".。").split(". ")[0].split("。")[0].lower()
 
 
-def _who_refused(o: Outcome) -> str:
+def _who_refused(o: Outcome, lang: Language) -> str:
     if o.refused_by is not None:
         return o.refused_by
     relay = (o.relay or "").split("[", 1)[0]
     if relay and "[" in (o.relay or ""):
-        return f"the receiving server {relay}"
+        return lang.gettext("the receiving server {host}").format(host=relay)
     return o.host
 
 
-def _end_words(o: Outcome) -> str:
+def _end_words(o: Outcome, lang: Language) -> str:
     """Where the recipient ended, in a few words: 'delivered to the mailbox on mx-b'."""
+    _ = lang.gettext
     if o.status is Status.SENT:
         end = o.road[-1] if o.road else o.host
         if end == "mailbox":
-            return f"delivered to the mailbox on {o.host}"
+            return _("delivered to the mailbox on {host}").format(host=o.host)
         if end in (o.host, "content filter"):
-            return f"delivered by {o.host}"
-        return f"handed to {end} (outside our servers) by {o.host}"
-    words = _SINGLE_WORDS[o.status](o)
-    return f"{words}: {_short_reason(o)}"
+            return _("delivered by {host}").format(host=o.host)
+        return _("handed to {next} (outside our servers) by {host}").format(next=end, host=o.host)
+    return _("{what}: {why}").format(what=_single_words(o, lang), why=_short_reason(o, lang))
 
 
-def _details(o: Outcome, zone: tzinfo, now: datetime) -> list[str]:
+def _details(o: Outcome, zone: tzinfo, now: datetime, lang: Language) -> list[str]:
+    _ = lang.gettext
     out: list[str] = []
     if o.orig_to and o.orig_to != o.address:
-        out.append(f"Sent to {o.orig_to}, which led here.")
+        out.append(_("Sent to {address}, which led here.").format(address=o.orig_to))
     if len(o.road) > 1:
-        out.append("Road: " + " → ".join(o.road))
-    out.extend(f"Delayed on the way: {hold_up}." for hold_up in o.hold_ups)
+        road = " → ".join(_(_ROAD_WORDS[s]) if s in _ROAD_WORDS else s for s in o.road)
+        out.append(_("Road: {road}").format(road=road))
+    out.extend(_("Delayed on the way: {hold_up}.").format(hold_up=h) for h in o.hold_ups)
     if o.status is Status.SENT:
-        out.append(f"At {when(o.at, zone)}.")
+        out.append(_("At {time}.").format(time=lang.when(o.at, zone)))
         return out
     out.append(o.explanation)
     if o.reason:
-        out.append(_said(o))
-    out.extend(_times(o, zone, now))
-    out.append(f"Who acts: {o.action_by}")
+        out.append(_said(o, lang))
+    out.extend(_times(o, zone, now, lang))
+    out.append(_("Who acts: {who}").format(who=o.action_by))
     return out
 
 
-def _said(o: Outcome) -> str:
+def _said(o: Outcome, lang: Language) -> str:
     """The server's own words, once: 'mx-b said: “450 4.2.0 …”'."""
     reason = o.reason or ""
     speaker = o.refused_by
     if reason.startswith("host ") and " said: " in reason:
-        host, _, reason = reason.partition(" said: ")
+        host, _sep, reason = reason.partition(" said: ")
         speaker = speaker or host.removeprefix("host ").split("[", 1)[0]
-    return f"{speaker or o.host} said: “{reason}”"
+    return lang.gettext("{server} said: “{words}”").format(server=speaker or o.host, words=reason)
 
 
-def _times(o: Outcome, zone: tzinfo, now: datetime) -> list[str]:
-    attempts = f"{o.attempts} attempt{'s' if o.attempts != 1 else ''}"
+def _times(o: Outcome, zone: tzinfo, now: datetime, lang: Language) -> list[str]:
+    _ = lang.gettext
+    at = lang.when(o.at, zone)
+    attempts = lang.ngettext("{n} attempt", "{n} attempts", o.attempts).format(n=o.attempts)
     if o.status is Status.DEFERRED and o.temporary:
-        what = "refusal" if o.attempts == 1 else "refusals"
-        return [f"{o.attempts} {what}, the last at {when(o.at, zone)}."]
+        return [
+            lang.ngettext(
+                "{n} refusal, the last at {time}.", "{n} refusals, the last at {time}.", o.attempts
+            ).format(n=o.attempts, time=at)
+        ]
     if o.status is Status.DEFERRED:
         lines = [
-            f"Queued since {when(o.deferred_since, zone)} ({_ago(o.deferred_since, now)}); "
-            f"{attempts} so far, the last at {when(o.at, zone)}."
+            _("Queued since {since} ({ago}); {attempts} so far, the last at {time}.").format(
+                since=lang.when(o.deferred_since, zone),
+                ago=_ago(o.deferred_since, now, lang),
+                attempts=attempts,
+                time=at,
+            )
         ]
         if o.gives_up_at is not None and o.gives_up_at <= now:
             lines.append(
-                f"By {o.host}'s queue lifetime it should have been given up at "
-                f"{when(o.gives_up_at, zone)}, but the searched logs say nothing of it: look at "
-                "the queue, or check the lifetime in the configuration."
+                _(
+                    "By {host}'s queue lifetime it should have been given up at {time}, but the "
+                    "searched logs say nothing of it: look at the queue, or check the lifetime "
+                    "in the configuration."
+                ).format(host=o.host, time=lang.when(o.gives_up_at, zone))
             )
         elif o.gives_up_at is not None:
             lines.append(
-                f"Postfix gives up at {when(o.gives_up_at, zone)} (queue lifetime of {o.host}) "
-                "and returns it to the sender."
+                _(
+                    "Postfix gives up at {time} (queue lifetime of {host}) and returns it to "
+                    "the sender."
+                ).format(time=lang.when(o.gives_up_at, zone), host=o.host)
             )
         return lines
     if o.status is Status.UNKNOWN:
         return [
-            f"Accepted {_ago(o.deferred_since or o.at, now)}; nothing was logged for it after "
-            f"that. It is still in {o.host}'s queue, or the searched logs end there: ask the "
-            "mail team to look at the queue."
+            _(
+                "Accepted {ago}; nothing was logged for it after that. It is still in {host}'s "
+                "queue, or the searched logs end there: ask the mail team to look at the queue."
+            ).format(ago=_ago(o.deferred_since or o.at, now, lang), host=o.host)
         ]
     if o.status is Status.HELD:
-        return [f"On hold since {when(o.at, zone)} ({_ago(o.at, now)})."]
+        return [_("On hold since {time} ({ago}).").format(time=at, ago=_ago(o.at, now, lang))]
     if o.status is Status.EXPIRED:
-        queued = f" over {duration(o.at - o.queued_at)}" if o.at and o.queued_at else ""
-        return [f"Given up at {when(o.at, zone)} after {attempts}{queued}."]
-    return [f"At {when(o.at, zone)}" + (f", after {attempts}." if o.attempts > 1 else ".")]
+        if o.at and o.queued_at:
+            return [
+                _("Given up at {time} after {attempts} over {span}.").format(
+                    time=at, attempts=attempts, span=duration(o.at - o.queued_at, lang)
+                )
+            ]
+        return [_("Given up at {time} after {attempts}.").format(time=at, attempts=attempts)]
+    if o.attempts > 1:
+        return [_("At {time}, after {attempts}.").format(time=at, attempts=attempts)]
+    return [_("At {time}.").format(time=at)]
 
 
-def _ago(moment: datetime | None, now: datetime) -> str:
+def _ago(moment: datetime | None, now: datetime, lang: Language) -> str:
+    _ = lang.gettext
     if moment is None:
-        return "at an unknown time"
+        return _("at an unknown time")
     if moment > now:
-        return "in the future by the server's clock"
-    return f"{duration(now - moment)} ago"
+        return _("in the future by the server's clock")
+    return _("{span} ago").format(span=duration(now - moment, lang))
 
 
-def _notice_line(n: Notice, zone: tzinfo) -> str:
-    state = "delivered" if n.status is Status.SENT else n.status.value
-    to = f" to {who(n.to)}" if n.to is not None else ""
-    return f"📨 {_NOTICE_WORDS[n.kind]}{to}: {state} ({n.host}, {short_when(n.at, zone)})"
+def _notice_line(n: Notice, zone: tzinfo, lang: Language) -> str:
+    _ = lang.gettext
+    what, state = _(_NOTICE_WORDS[n.kind]), _(_STATE_WORDS[n.status])
+    where = f"({n.host}, {lang.short_when(n.at, zone)})"
+    if n.to is None:
+        return "📨 " + _("{notice}: {state} {where}").format(notice=what, state=state, where=where)
+    return "📨 " + _("{notice} to {to}: {state} {where}").format(
+        notice=what, to=who(n.to, lang), state=state, where=where
+    )
 
 
-def _evidence(j: Journey, messages: Sequence[Message]) -> list[str]:
+def _evidence(j: Journey, messages: Sequence[Message], lang: Language) -> list[str]:
+    _ = lang.gettext
     hops = " → ".join(
         f"{ref.host} {ref.queue_id}" for ref in j.messages if ref.queue_id is not None
     )
     unqueued = [(ref.host, messages[ref.index].status) for ref in j.messages if not ref.queue_id]
     refusals = [host for host, status in unqueued if status is not Status.SENT]
     accepted = [host for host, status in unqueued if status is Status.SENT]
-    out = [f"Queue IDs: {hops}"] if hops else []
+    out = [_("Queue IDs: {hops}").format(hops=hops)] if hops else []
     if refusals:
-        out.append("Refused before queueing on " + ", ".join(dict.fromkeys(refusals)))
+        out.append(
+            _("Refused before queueing on {servers}").format(
+                servers=", ".join(dict.fromkeys(refusals))
+            )
+        )
     if accepted:
-        out.append("Accepted by a before-queue filter on " + ", ".join(dict.fromkeys(accepted)))
-    out.extend(f"{_NOTICE_WORDS[n.kind]}: {n.host} {n.queue_id}" for n in j.notices)
+        out.append(
+            _("Accepted by a before-queue filter on {servers}").format(
+                servers=", ".join(dict.fromkeys(accepted))
+            )
+        )
+    out.extend(f"{_(_NOTICE_WORDS[n.kind])}: {n.host} {n.queue_id}" for n in j.notices)
     if j.message_id:
         out.append(f"Message-ID: <{j.message_id}>")
     if j.client:
-        out.append(f"From client {j.client}")
+        out.append(_("From client {client}").format(client=j.client))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
+from bot.i18n import ENGLISH, Language
 from bot.render.empty import diagnosis_lines, empty_headline, empty_summary, window_line
 from bot.render.story import Story, short_when, tally, tell
 from bot.result import SearchResult
@@ -32,29 +33,40 @@ def build_view(
     now: datetime | None = None,
     *,
     contact: str | None = None,
+    lang: Language = ENGLISH,
 ) -> AnswerView:
     """Everything an answer shows, as plain lines; `now` is for "how long ago". `contact`
     (Slack): whom a reader without server access should ask when the servers need attention
-    (see `render.empty`)."""
+    (see `render.empty`). Everything is worded in `lang`."""
+    _ = lang.gettext
     now = now or datetime.now(UTC)
     servers = len(result.searched)
-    stories = [tell(j, result.messages, zone, now) for j in result.journeys]
+    stories = [tell(j, result.messages, zone, now, lang) for j in result.journeys]
     headline = (
-        f"{result.query.describe()} — {tally(result.journeys)}"
+        f"{result.query.describe(lang)} — {tally(result.journeys, lang)}"
         if result.journeys
-        else empty_headline(result)
+        else empty_headline(result, lang)
     )
     verdicts = [story.verdict for story in stories]
     footer = [
-        f"Searched {servers} server{'s' if servers != 1 else ''} in {result.duration_s:.2f} s."
+        lang.ngettext(
+            "Searched {n} server in {seconds:.2f} s.",
+            "Searched {n} servers in {seconds:.2f} s.",
+            servers,
+        ).format(n=servers, seconds=result.duration_s)
     ]
-    footer.extend(line for line in [window_line(result)] if line)
+    footer.extend(line for line in [window_line(result, lang)] if line)
     for coverage in result.searched:
         first, last = coverage.span
         files = [f for f in coverage.files if f.searched]
         footer.append(
-            f"{coverage.server}: {len(files)} of {len(coverage.files)} log files searched, "
-            f"logs cover {short_when(first, zone)} – {short_when(last, zone)}"
+            _("{server}: {n} of {total} log files searched, logs cover {first} – {last}").format(
+                server=coverage.server,
+                n=len(files),
+                total=len(coverage.files),
+                first=short_when(first, zone, lang),
+                last=short_when(last, zone, lang),
+            )
         )
     footer.extend(f"⚠️ {f.server}: {f.reason}: {f.detail}" for f in result.failures)
     footer.extend(f"ℹ️ {note}" for note in result.notes)
@@ -63,6 +75,6 @@ def build_view(
         verdicts=verdicts,
         stories=stories,
         footer=footer,
-        diagnosis=diagnosis_lines(result, contact),
-        empty_summary="" if result.journeys else empty_summary(result),
+        diagnosis=diagnosis_lines(result, contact, lang),
+        empty_summary="" if result.journeys else empty_summary(result, lang),
     )

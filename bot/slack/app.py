@@ -33,6 +33,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ConfigError, UsageError
+from bot.i18n import Language, language
 from bot.query import USAGE, Query, parse_query
 from bot.render.empty import DEFAULT_CONTACT
 from bot.render.slack import (
@@ -265,7 +266,9 @@ class MailtraceBot:
             self._record(user, channel, text, Outcome.HELP, started)
             return
         try:
-            query = parse_query(text, now=self.clock(), zone=self.settings.zone)
+            query = parse_query(
+                text, now=self.clock(), zone=self.settings.zone, tr=self._known_language(user)
+            )
             choose_servers(query, self.sources_factory())  # unknown servers: a usage error
         except UsageError as exc:
             await ack(usage_message(str(exc)), response_type=EPHEMERAL)
@@ -301,14 +304,15 @@ class MailtraceBot:
         result: SearchResult | None = None
         try:
             zone = await self.directory.zone_of(user)
-            query = parse_query(text, now=self.clock(), zone=zone)
+            lang = await self._language(user)
+            query = parse_query(text, now=self.clock(), zone=zone, tr=lang)
             sources = list(self.sources_factory())
             names = [s.name for s in choose_servers(query, sources)]
             note = "Waiting for a free search slot…" if self.running.busy else "Searching…"
-            await delivery.start(render_progress(query.describe(), names, note))
+            await delivery.start(render_progress(query.describe(lang), names, note))
             async with self.running.slot():
-                result = await self._search(query, sources, names, delivery)
-            view = build_view(result, zone, contact=self.contact)
+                result = await self._search(query, sources, names, delivery, lang)
+            view = build_view(result, zone, contact=self.contact, lang=lang)
             key = self._keep_lines(view, delivery)
             await delivery.finish(render_thread(view, key))
             outcome = Outcome.ANSWERED if result.messages else Outcome.NOTHING_FOUND
@@ -347,14 +351,36 @@ class MailtraceBot:
                 delivery=delivery.mode,
             )
 
+    async def _language(self, user: str) -> Language:
+        """The configured language, else the asker's Slack locale."""
+        fixed = (self.settings.slack or SlackConfig()).language
+        return language(fixed) if fixed else await self.directory.language_of(user)
+
+    def _known_language(self, user: str) -> Language:
+        """As `_language`, without a Slack call (before the 3-second ack)."""
+        fixed = (self.settings.slack or SlackConfig()).language
+        return language(fixed) if fixed else self.directory.cached_language(user)
+
     async def _search(
-        self, query: Query, sources: list[LogSource], names: list[str], delivery: Delivery
+        self,
+        query: Query,
+        sources: list[LogSource],
+        names: list[str],
+        delivery: Delivery,
+        lang: Language,
     ) -> SearchResult:
         """Run the search; every few seconds, tell the thread it is still going."""
         began = self.monotonic()
         states: dict[str, str] = {}
         task = asyncio.create_task(
-            run_search(query, self.settings, sources, now=self.clock(), progress=states.__setitem__)
+            run_search(
+                query,
+                self.settings,
+                sources,
+                now=self.clock(),
+                progress=states.__setitem__,
+                tr=lang,
+            )
         )
         try:
             while True:
@@ -365,7 +391,7 @@ class MailtraceBot:
                 where = ", ".join(f"{n}: {states.get(n, 'searching')}" for n in names)
                 await delivery.progress(
                     render_progress(
-                        query.describe(),
+                        query.describe(lang),
                         names,
                         f"Still searching… {elapsed:.0f} s so far ({where}).",
                     )

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.i18n import ENGLISH, Language, code_of, language
 from bot.slack.delivery import SLACK_CALL_FAILED, slack_error
 
 logger = logging.getLogger("mailtrace.slack")
@@ -50,6 +51,7 @@ class Person:
     enterprise_id: str
     restricted: bool  # a multi-channel guest
     ultra_restricted: bool  # a single-channel guest
+    locale: str | None = None  # 'ja-JP' (users.info with include_locale); None: not given
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,20 @@ class Directory:
             return self.default_zone
         return person.zone or self.default_zone
 
+    async def language_of(self, user: str) -> Language:
+        """The user's language from their Slack locale (English if unknown or not spoken)."""
+        try:
+            person = await self.person(user)
+        except PersonLookupFailed:
+            return ENGLISH
+        return language(code_of(person.locale) or "en")
+
+    def cached_language(self, user: str) -> Language:
+        """The language of a user already looked up, without asking Slack (English if not)."""
+        cached = self._people.get(user)
+        locale = cached[1].locale if cached is not None else None
+        return language(code_of(locale) or "en")
+
     async def person(self, user: str) -> Person:
         """Who `user` is; raises PersonLookupFailed if Slack won't say."""
         cached = self._people.get(user)
@@ -114,7 +130,7 @@ class Directory:
     async def _look_up_person(self, user: str) -> Person:
         now = self.monotonic()
         try:
-            response = await self.client.users_info(user=user)
+            response = await self.client.users_info(user=user, include_locale=True)
         except SLACK_CALL_FAILED as exc:
             logger.warning("user_lookup_failed user=%s error=%s", user, slack_error(exc))
             raise PersonLookupFailed(f"{user}: {slack_error(exc)}") from exc  # not cached
@@ -127,8 +143,10 @@ class Directory:
             except (ZoneInfoNotFoundError, ValueError):
                 logger.warning("user_zone_unknown user=%s zone=%r", user, name)
         enterprise = info.get("enterprise_user") or {}
+        locale = info.get("locale")
         person = Person(
             zone=zone,
+            locale=locale if isinstance(locale, str) and locale else None,
             team_id=str(info.get("team_id") or ""),
             enterprise_id=str(enterprise.get("enterprise_id") or info.get("enterprise_id") or ""),
             restricted=bool(info.get("is_restricted")),
