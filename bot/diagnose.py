@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta, tzinfo
 
+from bot import nearmiss
 from bot.query import Query, TargetKind
 from bot.result import Diagnosis, SearchResult
 
@@ -178,21 +179,37 @@ def _elsewhere(result: SearchResult) -> list[Diagnosis]:
             )
         )
     if near.connections:
-        found.append(
-            Diagnosis(
-                code="connection_no_mail",
-                cause=(
-                    "The client connected, but no mail was queued (it disconnected, timed out, "
-                    "failed TLS or made too many errors)."
-                ),
-                evidence=tuple(_shorten(line) for line in near.connections),
-                next_step=(
-                    "The sending side gave up: its own logs say why (TLS settings, a timeout, "
-                    "a rejected command)."
-                ),
-            )
-        )
+        found.append(_connection_no_mail(query, near.connections))
     return found
+
+
+def _connection_no_mail(query: Query, sessions: Sequence[str]) -> Diagnosis:
+    """The client came and went without a queued mail; asked by sender, the sessions that
+    named it (e.g. in a pipelined MAIL FROM) lead to the client, whose query tells the rest."""
+    step = (
+        "The sending side gave up: its own logs say why (TLS settings, a timeout, a rejected "
+        "command)."
+    )
+    if query.kind is TargetKind.CLIENT_IP:
+        who = "The client"
+    else:
+        clients = nearmiss.clients_in(sessions)
+        who = f"A client sending as {_what(query)}"
+        if clients:
+            who += f" ({_names(clients)})"
+            step += " To see its whole session: " + ", ".join(
+                f"`{_ask(query, _dates(query), ip)}`" for ip in clients[:3]
+            )
+            step += "."
+    return Diagnosis(
+        code="connection_no_mail",
+        cause=(
+            f"{who} connected, but no mail was queued (it disconnected, timed out, failed TLS "
+            "or made too many errors)."
+        ),
+        evidence=tuple(_shorten(line) for line in sessions),
+        next_step=step,
+    )
 
 
 def _similar(result: SearchResult) -> list[Diagnosis]:
