@@ -50,7 +50,8 @@ def search_outcome(result: SearchResult) -> tuple[Outcome, str]:
     unreadable = result.unreadable_files
     if unreadable:
         servers = ", ".join(dict.fromkeys(server for server, _ in unreadable))
-        reasons.append(f"{servers}: {len(unreadable)} log file(s) unreadable")
+        count = len(unreadable)
+        reasons.append(f"{servers}: {count} log file{'s' if count != 1 else ''} unreadable")
     return outcome, "; ".join(reasons)[:300]
 
 
