@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
+from bot.diagnose import for_local_files
 from bot.errors import ConfigError, MailtraceError, UsageError
 from bot.query import USAGE, parse_query
 from bot.render.jsonout import render_json
@@ -174,6 +175,8 @@ def run_trace(args: argparse.Namespace) -> int:
     settings = load_config(args)
     zone = zone_named(args.tz) if args.tz else settings.zone
     result = asyncio.run(trace(settings, " ".join(args.query), zone, datetime.now(UTC)))
+    if getattr(args, "log", None):
+        result = for_local_files(result)
     if args.format == "json":
         sys.stdout.write(render_json(result))
     else:

@@ -43,6 +43,27 @@ def diagnose(result: SearchResult) -> list[Diagnosis]:
     return [*certain, *likely]
 
 
+def for_local_files(result: SearchResult) -> SearchResult:
+    """The same causes for `--log PATH` (no configuration, no servers): `mailtrace doctor` checks
+    configured servers and says nothing about these files, so the next steps name what applies
+    (the path, its permissions)."""
+    steps = {
+        "servers_failed": (
+            "Check the path given with --log (a file, or a glob that matches one; nothing "
+            "matched it, or it could not be read), then ask again."
+        ),
+        "files_unreadable": (
+            "Run as a user who can read the file (root, or a member of the group that owns it, "
+            "often `adm`), or give --log a readable copy, then ask again."
+        ),
+    }
+    diagnosis = tuple(
+        d.model_copy(update={"next_step": steps[d.code]}) if d.code in steps else d
+        for d in result.diagnosis
+    )
+    return result.model_copy(update={"diagnosis": diagnosis})
+
+
 def _could_not_read(result: SearchResult) -> list[Diagnosis]:
     found = []
     if result.failures:
@@ -68,7 +89,7 @@ def _could_not_read(result: SearchResult) -> list[Diagnosis]:
                 code="files_unreadable",
                 cause=(
                     f"{count} log file{_s(count)} on {names} could not be read (permission "
-                    "denied); the mail may be in them."
+                    f"denied); the mail may be in {'it' if count == 1 else 'them'}."
                 ),
                 evidence=tuple(evidence),
                 next_step=(

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -89,18 +92,51 @@ def test_unreadable_everything_is_couldnt_search(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Nothing could be read (the only log glob matches nothing): exit 3, the headline says
-    'couldn't search', and the JSON codes hold no guess about the mail."""
+    'couldn't search', the JSON codes hold no guess about the mail, and the next step is about
+    the --log path (`mailtrace doctor` checks configured servers, not these files)."""
     status = main(["trace", "a@example.org", "--log", f"{tmp_path}/none*", "--format", "json"])
     doc = json.loads(capsys.readouterr().out)
     assert status == 3
     assert [d["code"] for d in doc["diagnosis"]] == ["servers_failed"]
-    assert doc["diagnosis"][0]["next_step"].startswith("Run `mailtrace doctor`")
+    assert doc["diagnosis"][0]["next_step"].startswith("Check the path given with --log")
     status = main(["trace", "a@example.org", "--log", f"{tmp_path}/none*"])
     out = capsys.readouterr().out
     assert status == 3
     assert out.startswith("a@example.org: couldn't search (local could not be searched)\n")
+    assert "   next: Check the path given with --log" in out
+    assert "doctor" not in out
     assert "nothing found" not in out
     assert "never reached" not in out
+
+
+def test_unreadable_log_file_names_permissions_not_doctor() -> None:
+    """`--log` on a file the user cannot read (root's 0600 file, read as `nobody`): exit 3, the
+    next step is about reading the file, and `mailtrace doctor` is not suggested."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the CLI as another user")
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    probe = subprocess.run([*as_nobody, sys.executable, "-c", "import bot.cli"], check=False)
+    if probe.returncode != 0:
+        pytest.skip("`nobody` cannot run this checkout's Python (a private directory)")
+    shared = Path(tempfile.mkdtemp(prefix="mailtrace-cli-"))  # pytest's tmp dirs are private
+    try:
+        shared.chmod(0o755)
+        log = shared / "mail.log"
+        shutil.copyfile(HOWTO, log)
+        log.chmod(0o600)
+        command = ["trace", "a@example.org", "--log", str(log)]
+        done = subprocess.run(
+            [*as_nobody, sys.executable, "-m", "bot.cli", *command],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(shared)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("a@example.org: couldn't search (1 log file could not be read)")
+    assert "   next: Run as a user who can read the file" in done.stdout
+    assert "doctor" not in done.stdout
 
 
 def test_console_script_help() -> None:
