@@ -74,6 +74,43 @@ def test_usage_error_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.count("/mailtrace ") == 1
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["trace"],
+        ["bogus"],
+        ["trace", "--log", str(HOWTO)],
+        ["trace", "what", "happened", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "2024-05-01", "2024-05-02", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "2024-05-13..2024-05-01", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "2024-05-01..2024-05-03", "10:00", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "25:00", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "on", "mx9", "--log", str(HOWTO)],
+        ["trace", "a@example.org\n2024-05-13", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "--year", "1", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "--format", "xml", "--log", str(HOWTO)],
+    ],
+)
+def test_every_usage_error_is_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever is wrong with the command line or the query, the complaint is one line on
+    stderr (with at most one example), exit status 2, never the whole usage text."""
+    status: object
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith("mailtrace")
+    assert captured.err.count("/mailtrace ") <= 1
+    assert "Usage" not in captured.err
+    assert "usage:" not in captured.err
+    assert "Examples:" not in captured.err
+
+
 def test_future_date_is_nothing_found_without_guesses(
     howto_log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
