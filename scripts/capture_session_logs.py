@@ -20,6 +20,7 @@ The sessions from 127.0.0.5 (none of them queues a mail):
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -118,7 +119,7 @@ smtpd_hard_error_limit = 3
 
 
 def main() -> int:
-    if not Path(POSTFIX).exists():
+    if os.geteuid() != 0 or not Path(POSTFIX).exists():
         print("needs root and Debian's postfix package", file=sys.stderr)
         return 2
     with workdir() as top:
