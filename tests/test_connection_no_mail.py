@@ -19,11 +19,12 @@ from tests.test_slack_app import fake as fake
 from tests.test_slack_app import make_bot as make_bot
 
 SESSIONS = Path(__file__).resolve().parent / "fixtures" / "postfix" / "sessions" / "mail.log"
-DROPPED = "smtpd[21683]: lost connection after MAIL from unknown[127.0.0.5]"
-ERRORS = "smtpd[21686]: too many errors after RCPT from unknown[127.0.0.5]"
-TLS = "smtpd[21683]: SSL_accept error from unknown[127.0.0.5]: -1"
+# what smtpd said (after "postfix/smtpd[PID]: "), so a fresh capture's PIDs change nothing
+DROPPED = "lost connection after MAIL from unknown[127.0.0.5]"
+ERRORS = "too many errors after RCPT from unknown[127.0.0.5]"
+TLS = "SSL_accept error from unknown[127.0.0.5]: -1"
 PIPELINED = (
-    "smtpd[21683]: improper command pipelining after HELO from unknown[127.0.0.5]: "
+    "improper command pipelining after HELO from unknown[127.0.0.5]: "
     "MAIL FROM:<x@example.net>\\r\\n"
 )
 
@@ -68,7 +69,7 @@ def test_client_ip_json_code(capsys: pytest.CaptureFixture[str]) -> None:
     codes = [d["code"] for d in diagnosis]
     assert codes[0] == "connection_no_mail"
     assert "never_reached" not in codes
-    assert [e.partition("mx-s postfix/")[2] for e in diagnosis[0]["evidence"]] == [
+    assert [e.partition("]: ")[2] for e in diagnosis[0]["evidence"]] == [
         DROPPED,
         ERRORS,
         TLS,
