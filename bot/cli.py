@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=year_arg,
         help="year the --log files were last written, for yearless lines (default: their mtime)",
     )
+    trace.add_argument(
+        "--central",
+        action="store_true",
+        help="the --log files come from a central log host: name each line by its syslog host",
+    )
     trace.add_argument("--lines", action="store_true", help="show each message's raw log lines")
 
     doctor = sub.add_parser("doctor", help="check every configured server and its log files")
@@ -133,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_config(args: argparse.Namespace) -> Settings:
     if getattr(args, "log", None):
         try:
-            return local_settings(args.log, zone=args.log_tz, year=args.year)
+            return local_settings(args.log, zone=args.log_tz, year=args.year, central=args.central)
         except ValidationError as exc:
             raise UsageError(
                 "; ".join(f"--log: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())

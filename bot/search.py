@@ -6,8 +6,9 @@ Strategy, per server and all servers at once:
   pass 1 grep the needle (address, queue ID, ...) in those files; keep the lines that really
          name the target within the window; their queue IDs are the messages we want;
   pass 2 grep those queue IDs in the same files (in big files first only a few megabytes
-         around each hit); then, one file at a time, later files for messages with no final
-         state yet (deferred, held) and earlier files for those whose start lies before;
+         around each hit); then later files for messages with no final state yet (deferred,
+         held), as far as the queue lifetime reaches, and earlier files for those whose start
+         lies before (see bot/followup.py: the plan of pass 2);
   hops   a delivery that says "queued as NEWID" to another configured server continues there
          (and a message received from a configured server started there): trace NEWID on that
          server the same way, as far as the hops go, never twice.
@@ -19,20 +20,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from typing import Any
 
-from bot import nearmiss
+from bot import followup, nearmiss
 from bot.diagnose import diagnose
 from bot.errors import MailtraceError, SourceError, UsageError
+from bot.loghost import HostResolver, onward_ids, relay_names, split_by_hostname
 from bot.query import Query, TargetKind
 from bot.result import FileCoverage, NearMisses, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
 from bot.sources.source import LogFile, LogSource
 from parsers.journey import build_journeys
-from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message
+from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message, Status
 from parsers.trace import START_KINDS, group_messages, resolve_local_relays
 
 
@@ -79,17 +81,7 @@ class LinkResolver:
 
     def candidates(self, text: str) -> list[set[str]]:
         """Names for `host[ip]:port`, most specific first: with the port, the host, the IP."""
-        low = text.lower()
-        host, _, rest = low.partition("[")
-        ip, _, port_part = rest.partition("]")
-        port = port_part.lstrip(":")
-        levels = [{low}]
-        if port:
-            levels.append({f"{ip}:{port}", f"[{ip}]:{port}", f"{host}:{port}"})
-        levels.append({host})
-        if ip:
-            levels.append({ip, f"[{ip}]"})
-        return [level - {""} for level in levels]
+        return relay_names(text)
 
     def server_for(self, text: str) -> str | None:
         """The one configured server the text names; None when none does, or several equally."""
@@ -196,8 +188,14 @@ async def run_search(
                     server=name, reason="timed out", detail="no answer before the query time limit"
                 )
 
-    events = [e for st in states.values() for e in st.events]
-    messages = _confirm_links(_relevant(group_messages(events, resolver), states), states)
+    events, hosts = _events_by_host(states)
+    by_host = HostResolver(
+        resolver,
+        [h for h, name in hosts.items() if h != name],
+        {h: a for s in settings.servers if s.central for h, a in s.host_aliases.items()},
+    )
+    grouped = group_messages(events, by_host)
+    messages = _confirm_links(_relevant(grouped, states, hosts), states)
     limit = settings.limits.max_messages
     found = len(messages) + sum(st.untraced for st in states.values())
     if found > limit:
@@ -221,7 +219,7 @@ async def run_search(
         window_start=start,
         window_end=end,
         messages=tuple(messages),
-        journeys=tuple(build_journeys(messages, _lifetimes(settings))),
+        journeys=tuple(build_journeys(messages, _lifetimes(settings, hosts))),
         searched=tuple(_coverage(st) for st in states.values() if st.files or st.source in chosen),
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),
@@ -273,13 +271,16 @@ def choose_servers(query: Query, sources: Sequence[LogSource]) -> list[LogSource
 async def _first_passes(
     st: _ServerState, query: Query, start: datetime | None, end: datetime | None
 ) -> None:
-    st.files = await st.source.list_files()
-    in_window = [f for f in st.files if f.covers(start, end)]
     hits: list[LogEvent] = []
     asked_days = _asked_days(query)
-    async for event in _read(
-        st, in_window, [query.needle], ignore_case=query.ignore_case, with_offsets=True
-    ):
+    search = st.source.planned_grep(
+        lambda files: [f for f in files if f.covers(start, end)],
+        [query.needle],
+        ignore_case=query.ignore_case,
+        with_offsets=True,
+        problems=st.problems,
+    )
+    async for event in _counted(st, search):
         if not matches(query, event):
             if _in_window(event, start, end):
                 _note_stray(st, query, event)
@@ -291,6 +292,7 @@ async def _first_passes(
                 hits.append(event)
         elif event.timestamp is not None:
             _note_elsewhere(st, query, event.timestamp, asked_days)
+    st.files, in_window = st.source.listed, st.source.chosen
     st.searched.update(f.path for f in in_window)
     hits = _earliest_messages(st, hits)
     st.hits.update(e.raw for e in hits)
@@ -301,7 +303,7 @@ async def _first_passes(
     if query.kind is TargetKind.QUEUE_ID:
         st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
     region_bytes = int(st.source.limits.pass2_region_mb * 1024 * 1024)
-    await _trace_wanted(st, start, in_window, _regions(hits, in_window, region_bytes))
+    await _trace_wanted(st, start, in_window, followup.regions(hits, in_window, region_bytes))
     if not hits and not st.truncated:
         await _look_outside(st, query, in_window)
         if not st.other_times and not st.other_days:
@@ -390,36 +392,6 @@ def _note_elsewhere(st: _ServerState, query: Query, stamp: datetime, asked_days:
         st.other_days.add(day.isoformat())
 
 
-def _regions(
-    hits: list[LogEvent], files: list[LogFile], region_bytes: int
-) -> dict[str, list[tuple[int, int]]]:
-    """Byte ranges around pass 1's hits in large plain files, merged; small files stay whole.
-
-    A message's lines are usually seconds apart, so a few megabytes around the line that named
-    the target (a quarter before, the rest after) nearly always hold its whole life.
-    """
-    if region_bytes <= 0:
-        return {}
-    sizes = {f.path: f.size for f in files}
-    before, after = region_bytes // 4, region_bytes - region_bytes // 4
-    spans: dict[str, list[tuple[int, int]]] = {}
-    for e in hits:
-        if e.path is not None and e.offset is not None:
-            spans.setdefault(e.path, []).append((max(0, e.offset - before), e.offset + after))
-    regions: dict[str, list[tuple[int, int]]] = {}
-    for path, found in spans.items():
-        merged: list[list[int]] = []
-        for begin, end in sorted(found):
-            if merged and begin <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([begin, end])
-        total = sum(end - begin for begin, end in merged)
-        if total < sizes.get(path, 0) // 2:
-            regions[path] = [(begin, end - begin) for begin, end in merged]
-    return regions
-
-
 def _other_life(st: _ServerState, m: Message) -> bool:
     """Short queue IDs are reused: for an ID pass 1 found, only the lives holding a hit matter
     (an ID reached by a link has no hits, and all its lives count)."""
@@ -484,27 +456,28 @@ async def _trace_wanted(
 
 
 async def _widen(st: _ServerState, searched: list[LogFile], ids: set[str]) -> None:
-    """Follow messages out of the searched files, one file at a time: those still open (deferred,
-    held, in flight) into later files until they end, those whose start is missing into
-    earlier ones until it is found. Cost follows the messages, not the retention."""
-    done = {f.path for f in searched}
-    positions = [i for i, f in enumerate(st.files) if f.path in done]
-    if not positions:
-        return
-    later = st.files[max(positions) + 1 :]
-    earlier = st.files[: min(positions)][::-1]
-    for files, wanting in ((later, _open_ids), (earlier, _unstarted_ids)):
-        for file in files:
-            todo = wanting(st, ids)
-            if not todo or st.truncated:
-                break
-            if file.path not in done:
-                await _grep_ids(st, [file], sorted(todo))
+    """Follow messages out of the searched files: those still open (deferred, held, in flight)
+    into later files, as far as their queue lifetime reaches; those whose start is missing into
+    earlier files, as far back as they could have arrived. One remote command for each."""
+    later, earlier = followup.beyond(st.files, {f.path for f in searched})
+    lifetime = st.source.server.queue_lifetime_delta
+    open_lives = _open_lives(st, ids) if later else []
+    if open_lives and not st.truncated:
+        held = any(m.status is Status.HELD for m in open_lives)  # no lifetime in the hold queue
+        arrivals = [m.first_seen for m in open_lives]
+        arrived = None if None in arrivals else max(a for a in arrivals if a is not None)
+        files = followup.later_files(later, arrived, None if held else lifetime)
+        await _grep_ids(st, files, sorted({m.queue_id for m in open_lives if m.queue_id}))
+    unstarted = _unstarted_ids(st, ids) if earlier else set()
+    if unstarted and not st.truncated:
+        stamps = [e.timestamp for e in st.events if e.queue_id in unstarted and e.timestamp]
+        files = followup.earlier_files(earlier, min(stamps, default=None), lifetime)
+        await _grep_ids(st, files, sorted(unstarted))
 
 
-def _open_ids(st: _ServerState, ids: set[str]) -> set[str]:
+def _open_lives(st: _ServerState, ids: set[str]) -> list[Message]:
     latest = {m.queue_id: m for m in _lives(st, ids)}  # the last life that matters decides
-    return {qid for qid, m in latest.items() if qid and m.status not in FINAL_STATUSES}
+    return [m for qid, m in latest.items() if qid and m.status not in FINAL_STATUSES]
 
 
 def _unstarted_ids(st: _ServerState, ids: set[str]) -> set[str]:
@@ -515,11 +488,19 @@ def _unstarted_ids(st: _ServerState, ids: set[str]) -> set[str]:
 async def _read(
     st: _ServerState, files: list[LogFile], patterns: list[str], **options: Any
 ) -> AsyncIterator[LogEvent]:
-    """grep on this server, counting lines against the cap. At the cap it stops, and the remote
-    command is ended at once (aclosing), not whenever the generator is collected."""
+    """grep on this server, counting lines against the cap."""
     if st.truncated or not files:
         return
     search = st.source.grep(files, patterns, problems=st.problems, **options)
+    async for event in _counted(st, search):
+        yield event
+
+
+async def _counted(
+    st: _ServerState, search: AsyncGenerator[LogEvent, None]
+) -> AsyncIterator[LogEvent]:
+    """The events of a search, counted against the cap. At the cap it stops, and the remote
+    command is ended at once (aclosing), not whenever the generator is collected."""
     async with contextlib.aclosing(search) as events:
         async for event in events:
             if not _count(st):
@@ -565,6 +546,10 @@ def _plan_hops(
     for name, st in states.items():
         if name in failures:
             continue
+        if st.source.server.central:  # hops between the hosts whose lines share its files
+            onward = onward_ids(st.events, st.wanted)
+            st.wanted |= onward
+            new = new or bool(onward)
         for message in group_messages(st.events, resolver):
             for link in message.links:
                 if link.host is None:
@@ -604,19 +589,38 @@ def _confirm_links(messages: list[Message], states: dict[str, _ServerState]) -> 
     return out
 
 
-def _relevant(messages: Iterable[Message], states: dict[str, _ServerState]) -> list[Message]:
+def _relevant(
+    messages: Iterable[Message], states: dict[str, _ServerState], hosts: dict[str, str]
+) -> list[Message]:
     """Drop messages that pass 2 pulled in only because a line mentioned a wanted ID, and other
-    lives of a reused queue ID: an ID found by pass 1 keeps only the lives with a hit."""
+    lives of a reused queue ID: an ID found by pass 1 keeps only the lives with a hit. `hosts`
+    maps a message's host to the server searched (a central log host's lines name others)."""
 
     def wanted(m: Message) -> bool:
-        st = states.get(m.host)
+        st = states.get(hosts.get(m.host, m.host))
         return st is not None and m.queue_id in st.wanted and not _other_life(st, m)
 
     return [m for m in messages if m.queue_id is None or wanted(m)]
 
 
-def _lifetimes(settings: Settings) -> dict[str, timedelta]:
-    return {s.name: s.queue_lifetime_delta for s in settings.servers}
+def _lifetimes(settings: Settings, hosts: dict[str, str]) -> dict[str, timedelta]:
+    own = {s.name: s.queue_lifetime_delta for s in settings.servers}
+    return {**{host: own[name] for host, name in hosts.items() if name in own}, **own}
+
+
+def _events_by_host(states: dict[str, _ServerState]) -> tuple[list[LogEvent], dict[str, str]]:
+    """Every event for grouping; a central log host's lines go to the hosts that wrote them.
+    Also returns host -> searched server, for those hosts."""
+    events: list[LogEvent] = []
+    hosts: dict[str, str] = {}
+    for name, st in states.items():
+        if st.source.server.central:
+            split, seen = split_by_hostname(name, st.events)
+            events.extend(split)
+            hosts.update(seen)
+        else:
+            events.extend(st.events)
+    return events, hosts
 
 
 def _coverage(st: _ServerState) -> SourceCoverage:

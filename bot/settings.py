@@ -54,6 +54,12 @@ class ServerConfig(BaseModel):
     # Its maximal_queue_lifetime (Postfix time syntax, default unit days): when a deferred
     # mail will be given up. The logs never say it.
     queue_lifetime: str = Field("5d", pattern=r"^[0-9]{1,5}[smhdw]?$")
+    # A central log host (rsyslog collecting several mail servers' lines): each line belongs to
+    # the server its syslog HOSTNAME names, and hops between them are followed in these files.
+    central: bool = False
+    # For a central log host: how relay= fields name each host whose lines it has, beyond its
+    # own name (e.g. {mx2: ["mx2.example.com", "10.0.0.12"]}).
+    host_aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # SSH (ignored when local)
     host: str | None = None
     port: int = Field(22, ge=1, le=65535)
@@ -221,10 +227,14 @@ def load_settings(path: str | Path) -> Settings:
     return settings
 
 
-def local_settings(globs: list[str], zone: str = "UTC", year: int | None = None) -> Settings:
+def local_settings(
+    globs: list[str], zone: str = "UTC", year: int | None = None, *, central: bool = False
+) -> Settings:
     """Settings for `--log PATH`: one local source with these files."""
     resolved = [str(Path(g).expanduser().absolute()) for g in globs]
-    server = ServerConfig(name="local", local=True, logs=tuple(resolved), timezone=zone, year=year)
+    server = ServerConfig(
+        name="local", local=True, logs=tuple(resolved), timezone=zone, year=year, central=central
+    )
     return Settings(timezone=zone, default_days=None, servers=(server,))
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
-from itertools import pairwise
 
 from pydantic import BaseModel, ConfigDict
 
@@ -219,7 +218,8 @@ class _Joiner:
                 by_id.setdefault((msg.message_id, msg.sender), []).append(i)
         for members in by_id.values():
             members.sort(key=lambda k: _stamp(self.m[k].first_seen))
-            for up, down in pairwise(members):
+            up = members[0]  # the earliest copy: the others went on from it
+            for down in members[1:]:
                 if self.m[up].host == self.m[down].host or self.find(up) == self.find(down):
                     continue
                 if down in self.incoming:

@@ -123,7 +123,7 @@ def tell(j: Journey, messages: Sequence[Message], zone: tzinfo, now: datetime) -
         lines.append(f"{STATUS_EMOJI[o.status]} {o.address}{end}")
         lines.extend(f"   {line}" for line in _details(o, zone, now))
     if not j.recipients:
-        lines.append("No recipient was logged for it.")
+        lines.extend(_no_recipient(j, zone, now))
     lines.extend(_notice_line(n, zone) for n in j.notices)
     if j.started_before_logs:
         lines.append("It was queued before the searched logs begin: its start is not shown.")
@@ -147,7 +147,7 @@ def verdict_line(j: Journey, zone: tzinfo) -> str:
     head = _verdict_words(j)
     head = head[0].upper() + head[1:]
     return (
-        f"{VERDICT_EMOJI[j.verdict]} {head} · {who(j.sender)} → {to or '?'}"
+        f"{VERDICT_EMOJI[j.verdict]} {head} · {who(j.sender)} → {to or '(recipients not logged)'}"
         f" · {short_when(j.first_seen, zone)}"
     )
 
@@ -158,6 +158,8 @@ def _verdict_words(j: Journey) -> str:
     failed = [o for o in j.recipients if o.status is not Status.SENT]
     if j.is_notice:
         return _notice_verdict(j)
+    if not j.recipients and j.verdict is Verdict.UNKNOWN:
+        return "accepted, nothing logged since"
     if not j.recipients:
         return TALLY_WORDS[j.verdict]
     if not failed:
@@ -195,14 +197,28 @@ _SINGLE_WORDS: dict[Status, Callable[[Outcome], str]] = {
 }
 
 
+def _no_recipient(j: Journey, zone: tzinfo, now: datetime) -> list[str]:
+    """A mail accepted with nothing logged after: what that means and what to do."""
+    host = j.messages[0].host if j.messages else "the server"
+    if j.verdict is not Verdict.UNKNOWN:
+        return ["No recipient was logged for it."]
+    return [
+        f"Accepted by {host} at {when(j.first_seen, zone)} ({_ago(j.first_seen, now)}); no "
+        "delivery was logged after that. It is still in the queue, or the searched logs end "
+        "there: ask the mail team to look at the queue."
+    ]
+
+
 def _short_reason(o: Outcome) -> str:
+    if o.status is Status.DELETED:
+        return "an admin removed it before it was delivered"
+    if o.status is Status.HELD:
+        return "waiting for an admin to release or delete it"
     meaning = describe_dsn(o.dsn)
     if meaning and o.refused_by:  # name our own server that answered
         return meaning.replace("the receiving server", o.refused_by)
     if meaning:
         return meaning
-    if o.status is Status.HELD:
-        return "waiting for an admin to release or delete it"
     if o.status is Status.UNKNOWN:
         return "still queued, or the logs end there"
     if o.reason:

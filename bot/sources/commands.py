@@ -21,6 +21,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from bot.errors import ConfigError
 
@@ -65,7 +66,13 @@ def wrap(script: str, timeout_s: float) -> str:
 
 
 def list_command(globs: Sequence[str], timeout_s: float = 30) -> str:
-    """List the files the globs match: size, modification time, readability, path."""
+    """List the files the globs match: size, modification time, readability, path; and the
+    first line of each readable plain file ("H<TAB>PATH<TAB>LINE"), which costs nothing there
+    and dates the growing current log without a round trip of its own."""
+    return wrap(_list_script(globs), timeout_s)
+
+
+def _list_script(globs: Sequence[str]) -> str:
     finds = []
     for glob in globs:
         spec = split_glob(glob)
@@ -76,13 +83,35 @@ def list_command(globs: Sequence[str], timeout_s: float = 30) -> str:
             )
             + r" -printf '%s\t%T@\t%p\n'"
         )
-    script = (
+    compressed = "|".join(f"*{suffix}" for suffix in DECOMPRESSORS)
+    return (
         "{ " + "; ".join(finds) + "; } 2>/dev/null | "
         "while IFS='\t' read -r size mtime path; do "
         'if [ -r "$path" ]; then r=1; else r=0; fi; '
-        'printf \'%s\\t%s\\t%s\\t%s\\n\' "$size" "$mtime" "$r" "$path"; done'
+        'printf \'%s\\t%s\\t%s\\t%s\\n\' "$size" "$mtime" "$r" "$path"; '
+        f'if [ "$r" = 1 ]; then case "$path" in {compressed}) ;; '
+        '*) printf \'H\\t%s\\t%s\\n\' "$path" "$(head -n 1 -- "$path" 2>/dev/null)";; '
+        "esac; fi; done"
     )
-    return wrap(script, timeout_s)
+
+
+LISTING_END = "="  # between the listing and the grep output of `list_and_grep_command`
+HEAD_PREFIX = "H\t"
+
+
+def list_and_grep_command(
+    globs: Sequence[str],
+    paths: Sequence[str],
+    patterns: Sequence[str],
+    timeout_s: float = 120,
+    **options: Any,
+) -> str:
+    """The listing, a line "=", then `grep_command`'s output for `paths`: one round trip
+    where the files to search are known from the last listing (and checked against this one)."""
+    listing = _list_script(globs)
+    return wrap(
+        f"{listing}; echo {LISTING_END}; {_grep_script(paths, patterns, **options)}", timeout_s
+    )
 
 
 def heads_command(paths: Sequence[str], timeout_s: float = 30) -> str:
@@ -117,6 +146,26 @@ def grep_command(
     reads a few megabytes around pass 1's hits instead of the whole file.
     Exit status follows grep: 0 some match, 1 none, 2 an error (in any file).
     """
+    script = _grep_script(
+        paths,
+        patterns,
+        ignore_case=ignore_case,
+        with_offsets=with_offsets,
+        regions=regions,
+        journal_directory=journal_directory,
+    )
+    return wrap(script, timeout_s)
+
+
+def _grep_script(
+    paths: Sequence[str],
+    patterns: Sequence[str],
+    *,
+    ignore_case: bool = False,
+    with_offsets: bool = False,
+    regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+    journal_directory: str | None = None,
+) -> str:
     if not patterns:
         raise ValueError("grep needs at least one pattern")
     if len(patterns) > MAX_PATTERNS:
@@ -164,7 +213,7 @@ def grep_command(
             f"else printf '!unreadable\\t%s\\n' {quoted}; fi"
         )
     steps.append('exit "$rc"')
-    return wrap("; ".join(steps), timeout_s)
+    return "; ".join(steps)
 
 
 PROBLEM_PREFIX = "!"

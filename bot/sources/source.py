@@ -10,8 +10,11 @@ events with the file's own year guess and the server's zone.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
+from typing import cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,6 +26,8 @@ from parsers.clock import fall_backs, hour_prefixes, second_pass
 from parsers.envelope import YearGuess, parse_envelope
 from parsers.models import LogEvent
 from parsers.postfix import parse_line
+
+log = logging.getLogger(__name__)
 
 
 class LogFile(BaseModel):
@@ -58,6 +63,7 @@ class LogSource:
         self.limits = limits
         self._heads: dict[tuple[str, int, float], datetime | None] = {}
         self._files: list[LogFile] = []
+        self.chosen: list[LogFile] = []  # the files `planned_grep` searched
         # repeated hour -> (the files it was read from, per path the lines of its second pass)
         self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
 
@@ -65,13 +71,31 @@ class LogSource:
     def name(self) -> str:
         return self.server.name
 
+    @property
+    def listed(self) -> list[LogFile]:
+        """The files of the last listing, oldest first."""
+        return self._files
+
     async def list_files(self) -> list[LogFile]:
         """The log files, oldest first, each with the span of time it covers."""
         if self.server.source == "journald":
-            return await self._journal_days()
-        raw: list[tuple[str, int, float, bool]] = []
+            self._files = await self._journal_days()
+            return self._files
         command = commands.list_command(self.server.logs, self.limits.command_timeout)
-        async for line in self.runner.stream(command):
+        return await self._files_from(self.runner.stream(command), read_heads=True)
+
+    async def _files_from(self, lines: AsyncIterator[str], *, read_heads: bool) -> list[LogFile]:
+        """The listing's lines (up to its end) as files. First lines not in the listing or the
+        cache are read with one more command, or with `read_heads` False left unknown."""
+        raw: list[tuple[str, int, float, bool]] = []
+        heads: dict[str, str] = {}
+        async for line in lines:
+            if line == commands.LISTING_END:
+                break
+            if line.startswith(commands.HEAD_PREFIX):
+                path, _, first = line[len(commands.HEAD_PREFIX) :].partition("\t")
+                heads[path] = first
+                continue
             parts = line.split("\t", 3)
             if len(parts) != 4:
                 continue
@@ -82,9 +106,13 @@ class LogSource:
                 continue
         if not raw:
             raise NoLogFiles(self.name, "nothing matches " + ", ".join(self.server.logs))
+        stats = {p: (s, m) for p, s, m, _ in raw}
+        for path, first in heads.items():
+            if path in stats:
+                self._heads[(path, *stats[path])] = self._date(first, stats[path][1])
         unknown = [p for p, s, m, r in raw if r and (p, s, m) not in self._heads]
-        if unknown:
-            await self._read_heads(unknown, {p: (s, m) for p, s, m, _ in raw})
+        if unknown and read_heads:
+            await self._read_heads(unknown, stats)
         current = {(p, s, m) for p, s, m, _ in raw}  # forget files that changed or went away
         self._heads = {key: value for key, value in self._heads.items() if key in current}
         files = [
@@ -99,6 +127,11 @@ class LogSource:
         ]
         self._files = sorted(files, key=lambda f: (f.first_seen or f.mtime, f.mtime))
         return self._files
+
+    def _date(self, first: str, mtime: float) -> datetime | None:
+        years = YearGuess(datetime.fromtimestamp(mtime, tz=UTC), self.server.year)
+        envelope = parse_envelope(first, zone=self.server.zone, years=years)
+        return envelope.timestamp if envelope else None
 
     async def _journal_days(self) -> list[LogFile]:
         """The journal as one pseudo file per UTC day from its first to its last entry, so the
@@ -144,9 +177,7 @@ class LogSource:
             if path not in stats:
                 continue
             size, mtime = stats[path]
-            years = YearGuess(datetime.fromtimestamp(mtime, tz=UTC), self.server.year)
-            envelope = parse_envelope(first, zone=self.server.zone, years=years)
-            found[(path, size, mtime)] = envelope.timestamp if envelope else None
+            found[(path, size, mtime)] = self._date(first, mtime)
         self._heads.update(found)
 
     async def grep(
@@ -168,9 +199,7 @@ class LogSource:
         readable = [f for f in files if f.readable]
         if not readable or not patterns:
             return
-        by_path = {f.path: f for f in readable}
-        paths = list(by_path)
-        ordered = commands.longest_first(paths)
+        paths = [f.path for f in readable]
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
             chunk = patterns[chunk_start : chunk_start + commands.MAX_PATTERNS]
             command = commands.grep_command(
@@ -182,20 +211,90 @@ class LogSource:
                 regions=regions,
                 journal_directory=self.server.journal_directory,
             )
-            async for line in self.runner.stream(command):
-                if line.startswith(commands.PROBLEM_PREFIX):
-                    if problems is not None:
-                        problems.append(commands.describe_problem(line))
-                    continue
-                split = commands.split_grep_line(line, ordered, with_offsets=with_offsets)
-                if split is None:
-                    continue
-                path, offset, text = split
-                in_file = commands.is_plain(path) and not (regions and path in regions)
-                event = self.parse(by_path[path], text, offset if in_file else None)
-                if _in_repeated_hour(event.timestamp):
-                    event = await self._settle_repeated_hour(event, by_path[path])
+            lines = self.runner.stream(command)
+            async for event in self._events(lines, readable, with_offsets, regions, problems):
                 yield event
+
+    async def planned_grep(
+        self,
+        choose: Callable[[list[LogFile]], list[LogFile]],
+        patterns: Sequence[str],
+        *,
+        ignore_case: bool = False,
+        with_offsets: bool = False,
+        problems: list[str] | None = None,
+    ) -> AsyncGenerator[LogEvent, None]:
+        """List the files, `choose` those to search, grep them; `self.chosen` are those files.
+
+        A source that has listed before sends the listing and the grep of the files chosen from
+        the last listing in one command; when this listing chooses other files (rotation, a new
+        file), that grep is dropped unread and the chosen files are grepped anew. Either way the
+        events are those of `grep(choose(list_files()), ...)`.
+        """
+        predicted = [f.path for f in choose(self._files) if f.readable] if self._files else []
+        if (
+            predicted
+            and self.server.source != "journald"
+            and len(patterns) <= commands.MAX_PATTERNS
+        ):
+            command = commands.list_and_grep_command(
+                self.server.logs,
+                predicted,
+                patterns,
+                self.limits.command_timeout,
+                ignore_case=ignore_case,
+                with_offsets=with_offsets,
+            )
+            stream = cast(AsyncGenerator[str, None], self.runner.stream(command))  # both runners'
+            async with contextlib.aclosing(stream) as lines:
+                files = await self._files_from(lines, read_heads=False)
+                self.chosen = choose(files)
+                readable = [f for f in self.chosen if f.readable]
+                if [f.path for f in readable] == predicted:
+                    async for event in self._events(lines, readable, with_offsets, None, problems):
+                        yield event
+                    return
+            log.debug("%s: the files to search changed since the last listing", self.name)
+            if any(f.first_seen is None for f in files if f.readable):
+                self.chosen = choose(await self.list_files())  # a new file's first line
+        else:
+            self.chosen = choose(await self.list_files())
+        search = self.grep(
+            self.chosen,
+            patterns,
+            ignore_case=ignore_case,
+            with_offsets=with_offsets,
+            problems=problems,
+        )
+        async with contextlib.aclosing(search) as events:
+            async for event in events:
+                yield event
+
+    async def _events(
+        self,
+        lines: AsyncIterator[str],
+        files: Sequence[LogFile],
+        with_offsets: bool,
+        regions: Mapping[str, Sequence[tuple[int, int]]] | None,
+        problems: list[str] | None,
+    ) -> AsyncGenerator[LogEvent, None]:
+        """grep_command's output lines as events of `files`."""
+        by_path = {f.path: f for f in files}
+        ordered = commands.longest_first(list(by_path))
+        async for line in lines:
+            if line.startswith(commands.PROBLEM_PREFIX):
+                if problems is not None:
+                    problems.append(commands.describe_problem(line))
+                continue
+            split = commands.split_grep_line(line, ordered, with_offsets=with_offsets)
+            if split is None:
+                continue
+            path, offset, text = split
+            in_file = commands.is_plain(path) and not (regions and path in regions)
+            event = self.parse(by_path[path], text, offset if in_file else None)
+            if _in_repeated_hour(event.timestamp):
+                event = await self._settle_repeated_hour(event, by_path[path])
+            yield event
 
     async def _settle_repeated_hour(self, event: LogEvent, file: LogFile) -> LogEvent:
         """The offset of a line in a DST fall-back's repeated hour, decided from every line of

@@ -193,20 +193,27 @@ class RecordingRunner(LocalRunner):
 
 
 async def test_first_lines_are_cached_until_a_file_changes(logdir: Path) -> None:
-    """A second listing reads no first lines for unchanged files; a changed file is read again."""
+    """Plain files are dated by the listing itself; a compressed file's first line is read once
+    and again only when the file changes."""
     server = ServerConfig(name="mx", local=True, logs=(f"{logdir}/mail.log*",))
     runner = RecordingRunner("mx")
     source = LogSource(server, runner, Limits())
     await source.list_files()
-    assert len(runner.commands) == 2  # listing + first lines of every file
+    assert len(runner.commands) == 2  # listing (with plain first lines) + compressed first lines
+    assert "mail.log.1" not in runner.commands[-1]
     await source.list_files()
     assert len(runner.commands) == 3  # the listing only
     with (logdir / "mail.log").open("a") as handle:
         handle.write(DAY3)
+    files = await source.list_files()
+    assert len(runner.commands) == 4  # the growing plain file needs no command of its own
+    assert {f.path for f in files if f.first_seen is None} == set()
+    with gzip.open(logdir / "mail.log.2.gz", "at") as handle:
+        handle.write(DAY1)
     await source.list_files()
-    assert len(runner.commands) == 5  # listing + first line of the one changed file
-    assert str(logdir / "mail.log") in runner.commands[-1]
-    assert "mail.log.1" not in runner.commands[-1]
+    assert len(runner.commands) == 6  # listing + first line of the one changed compressed file
+    assert str(logdir / "mail.log.2.gz") in runner.commands[-1]
+    assert "mail.log.3.bz2" not in runner.commands[-1]
 
 
 async def test_repeated_dst_hour_keeps_the_file_order(tmp_path: Path) -> None:

@@ -1,0 +1,127 @@
+"""Remote commands per query: a warm source lists and greps in one; answers stay the same."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.query import parse_query
+from bot.render.jsonout import render_json
+from bot.result import SearchResult
+from bot.search import run_search
+from bot.settings import Limits, ServerConfig, Settings
+from bot.sources.runner import LocalRunner
+from bot.sources.source import LogSource
+
+NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
+
+
+class RecordingRunner(LocalRunner):
+    """The real local runner, remembering each command it ran."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.commands: list[str] = []
+
+    async def stream(self, command: str) -> AsyncIterator[str]:
+        self.commands.append(command)
+        async for line in super().stream(command):
+            yield line
+
+
+def _message(day: int, qid: str, sender: str) -> str:
+    at = f"May {day} 10:00:00 mx postfix"
+    return (
+        f"{at}/smtpd[1]: {qid}: client=c.example[192.0.2.9]\n"
+        f"{at}/qmgr[2]: {qid}: from=<{sender}>, size=10, nrcpt=1 (queue active)\n"
+        f"{at}/smtp[3]: {qid}: to=<r@example.org>, relay=mx.example.org[198.51.100.7]:25, "
+        "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\n"
+        f"{at}/qmgr[2]: {qid}: removed\n"
+    )
+
+
+def _write(path: Path, text: str, day: int) -> None:
+    path.write_text(text)
+    stamp = datetime(2024, 5, day, 23, tzinfo=UTC).timestamp()
+    os.utime(path, (stamp, stamp))
+
+
+def _logs(directory: Path) -> None:
+    _write(directory / "mail.log.1", _message(12, "AB12C1", "s@example.net"), 12)
+    _write(directory / "mail.log", _message(13, "AB12C2", "s@example.net"), 13)
+
+
+def _settings(directory: Path) -> Settings:
+    server = ServerConfig(name="mx", local=True, logs=(f"{directory}/mail.log*",))
+    return Settings(servers=(server,), limits=Limits(), default_days=None)
+
+
+async def _ask(settings: Settings, source: LogSource, text: str) -> SearchResult:
+    query = parse_query(text, now=NOW, zone=UTC)
+    return await run_search(query, settings, [source], now=NOW)
+
+
+def _answer(result: SearchResult) -> str:
+    return render_json(result.model_copy(update={"duration_s": 0.0}))
+
+
+async def test_warm_source_lists_and_greps_in_one_command(tmp_path: Path) -> None:
+    """Asked again, a source sends the listing and pass 1 as one command, and answers the same
+    as a source asked for the first time."""
+    _logs(tmp_path)
+    settings = _settings(tmp_path)
+    runner = RecordingRunner("mx")
+    source = LogSource(settings.servers[0], runner, settings.limits)
+    first = await _ask(settings, source, "s@example.net 2024-05-13")
+    cold = len(runner.commands)
+    with (tmp_path / "mail.log").open("a") as handle:  # the current log grows meanwhile
+        handle.write("May 13 11:00:00 mx postfix/smtpd[9]: connect from x[192.0.2.1]\n")
+    stamp = datetime(2024, 5, 13, 23, 30, tzinfo=UTC).timestamp()
+    os.utime(tmp_path / "mail.log", (stamp, stamp))
+    second = await _ask(settings, source, "s@example.net 2024-05-13")
+    assert cold == 3  # listing, pass 1, pass 2
+    assert len(runner.commands) - cold == 2  # listing with pass 1, pass 2
+    fresh = LogSource(settings.servers[0], LocalRunner("mx"), settings.limits)
+    assert _answer(second) == _answer(await _ask(settings, fresh, "s@example.net 2024-05-13"))
+    assert second.messages == first.messages
+    (message,) = second.messages
+    assert message.queue_id == "AB12C2"
+
+
+async def test_rotation_between_questions_gives_a_fresh_answer(tmp_path: Path) -> None:
+    """When the logs rotate between two questions, the warm source's answer is the one a fresh
+    source gives: the grep of the files chosen from the old listing is not used."""
+    _logs(tmp_path)
+    settings = _settings(tmp_path)
+    runner = RecordingRunner("mx")
+    warm = LogSource(settings.servers[0], runner, settings.limits)
+    await _ask(settings, warm, "s@example.net 2024-05-13")
+    (tmp_path / "mail.log.1").rename(tmp_path / "mail.log.2")
+    (tmp_path / "mail.log").rename(tmp_path / "mail.log.1")
+    _write(tmp_path / "mail.log", _message(14, "AB12C3", "s@example.net"), 14)
+    before = len(runner.commands)
+    rotated = await _ask(settings, warm, "s@example.net 2024-05-13")
+    fresh = await _ask(
+        settings,
+        LogSource(settings.servers[0], LocalRunner("mx"), settings.limits),
+        "s@example.net 2024-05-13",
+    )
+    assert _answer(rotated) == _answer(fresh)
+    (message,) = rotated.messages
+    assert message.queue_id == "AB12C2"
+    assert len(runner.commands) - before == 3  # listing (its grep dropped), pass 1, pass 2
+    assert [Path(f.path).name for f in rotated.searched[0].files if f.searched] == ["mail.log.1"]
+
+
+async def test_window_moving_to_another_file_is_searched_there(tmp_path: Path) -> None:
+    """A warm source asked about another day searches that day's file, not the last one's."""
+    _logs(tmp_path)
+    settings = _settings(tmp_path)
+    source = LogSource(settings.servers[0], LocalRunner("mx"), settings.limits)
+    await _ask(settings, source, "s@example.net 2024-05-13")
+    result = await _ask(settings, source, "s@example.net 2024-05-12")
+    (message,) = result.messages
+    assert message.queue_id == "AB12C1"
+    assert message.first_seen == datetime(2024, 5, 12, 10, tzinfo=UTC)
