@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
+from bot.diagnose import for_local_files
 from bot.errors import ConfigError, MailtraceError, UsageError
 from bot.i18n import LANGUAGES, Language, language, language_from_env
 from bot.query import parse_query, usage
@@ -193,6 +194,8 @@ def run_trace(args: argparse.Namespace) -> int:
     zone = zone_named(args.tz) if args.tz else settings.zone
     lang = language(args.lang) if args.lang else language_from_env(os.environ)
     result = asyncio.run(trace(settings, " ".join(args.query), zone, datetime.now(UTC), lang))
+    if getattr(args, "log", None):
+        result = for_local_files(result)
     if args.format == "json":
         sys.stdout.write(render_json(result))
     else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, time, timedelta, tzinfo
 
+from bot import nearmiss
 from bot.query import Query, TargetKind
 from bot.result import Diagnosis, SearchResult
 
@@ -40,6 +41,27 @@ def diagnose(result: SearchResult) -> list[Diagnosis]:
     if not explained:
         likely.append(_never_reached(result))
     return [*certain, *likely]
+
+
+def for_local_files(result: SearchResult) -> SearchResult:
+    """The same causes for `--log PATH` (no configuration, no servers): `mailtrace doctor` checks
+    configured servers and says nothing about these files, so the next steps name what applies
+    (the path, its permissions)."""
+    steps = {
+        "servers_failed": (
+            "Check the path given with --log (a file, or a glob that matches one; nothing "
+            "matched it, or it could not be read), then ask again."
+        ),
+        "files_unreadable": (
+            "Run as a user who can read the file (root, or a member of the group that owns it, "
+            "often `adm`), or give --log a readable copy, then ask again."
+        ),
+    }
+    diagnosis = tuple(
+        d.model_copy(update={"next_step": steps[d.code]}) if d.code in steps else d
+        for d in result.diagnosis
+    )
+    return result.model_copy(update={"diagnosis": diagnosis})
 
 
 def _could_not_read(result: SearchResult) -> list[Diagnosis]:
@@ -67,7 +89,7 @@ def _could_not_read(result: SearchResult) -> list[Diagnosis]:
                 code="files_unreadable",
                 cause=(
                     f"{count} log file{_s(count)} on {names} could not be read (permission "
-                    "denied); the mail may be in them."
+                    f"denied); the mail may be in {'it' if count == 1 else 'them'}."
                 ),
                 evidence=tuple(evidence),
                 next_step=(
@@ -178,21 +200,37 @@ def _elsewhere(result: SearchResult) -> list[Diagnosis]:
             )
         )
     if near.connections:
-        found.append(
-            Diagnosis(
-                code="connection_no_mail",
-                cause=(
-                    "The client connected, but no mail was queued (it disconnected, timed out, "
-                    "failed TLS or made too many errors)."
-                ),
-                evidence=tuple(_shorten(line) for line in near.connections),
-                next_step=(
-                    "The sending side gave up: its own logs say why (TLS settings, a timeout, "
-                    "a rejected command)."
-                ),
-            )
-        )
+        found.append(_connection_no_mail(query, near.connections))
     return found
+
+
+def _connection_no_mail(query: Query, sessions: Sequence[str]) -> Diagnosis:
+    """The client came and went without a queued mail; asked by sender, the sessions that
+    named it (e.g. in a pipelined MAIL FROM) lead to the client, whose query tells the rest."""
+    step = (
+        "The sending side gave up: its own logs say why (TLS settings, a timeout, a rejected "
+        "command)."
+    )
+    if query.kind is TargetKind.CLIENT_IP:
+        who = "The client"
+    else:
+        clients = nearmiss.clients_in(sessions)
+        who = f"A client sending as {_what(query)}"
+        if clients:
+            who += f" ({_names(clients)})"
+            step += " To see its whole session: " + ", ".join(
+                f"`{_ask(query, _dates(query), ip)}`" for ip in clients[:3]
+            )
+            step += "."
+    return Diagnosis(
+        code="connection_no_mail",
+        cause=(
+            f"{who} connected, but no mail was queued (it disconnected, timed out, failed TLS "
+            "or made too many errors)."
+        ),
+        evidence=tuple(_shorten(line) for line in sessions),
+        next_step=step,
+    )
 
 
 def _similar(result: SearchResult) -> list[Diagnosis]:

@@ -7,14 +7,16 @@ costs at most a few greps whatever the retention. What is looked for:
             or the same local part at a domain a few edits away (grep `local@`);
   elsewhere the target on servers the query left out with `on ...`.
 The lines pass 1 already read give the rest (see `classify_stray`): the target in another role
-(in a header, a SASL login, a relay), and a client that connected without sending mail.
+(in a header, a SASL login, a relay), and a client that connected without sending mail (asked
+for by its IP, or by a sender it named only in such a session, e.g. in a pipelined command);
+`session_ends` tells each such session in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from bot.errors import MailtraceError
@@ -32,6 +34,16 @@ _NO_MAIL = re.compile(
     r"\b(lost connection after|timeout after|too many errors after|SSL_accept error from|"
     r"TLS library problem|improper command pipelining after)\b"
 )
+# how a session ended, most telling first (a reason, then how it ended, then what led there)
+_ENDINGS = (
+    "too many errors after",
+    "SSL_accept error from",
+    "timeout after",
+    "lost connection after",
+    "improper command pipelining after",
+)
+_PROCESS = re.compile(r"(\S+) ([\w/.-]+\[\d+\]): ")  # "mx-s postfix/smtpd[21683]: "
+_CLIENT = re.compile(r" from [^\s\[]*\[([0-9A-Fa-f:.]+)\]")  # "from unknown[127.0.0.5]"
 _ADDRESS_CHARS = "A-Za-z0-9._%+=-"
 
 
@@ -55,11 +67,46 @@ def classify_stray(query: Query, event: LogEvent) -> str | None:
     contains the text)."""
     if not names_whole(event.raw, query.needle):
         return None
-    if query.kind is TargetKind.CLIENT_IP and (
-        ended_without_mail(event) or event.kind in (EventKind.CONNECT, EventKind.DISCONNECT)
+    if ended_without_mail(event):
+        return "connection"
+    if query.kind is TargetKind.CLIENT_IP and event.kind in (
+        EventKind.CONNECT,
+        EventKind.DISCONNECT,
     ):
         return "connection"
     return "role"
+
+
+def session_ends(lines: Iterable[str]) -> list[str]:
+    """One line per client session (the lines of one smtpd process from `connect from` on),
+    the one that says best how it ended, in log order; at most `MAX_SAMPLES`, then a count."""
+    sessions: list[list[str]] = []
+    current: dict[str, list[str]] = {}
+    for line in lines:
+        found = _PROCESS.search(line)
+        process = " ".join(found.groups()) if found else line
+        if process not in current or " connect from " in line:
+            current[process] = []
+            sessions.append(current[process])
+        current[process].append(line)
+    told = [_ending(s) for s in sessions]
+    if len(told) > MAX_SAMPLES:
+        rest = len(told) - MAX_SAMPLES
+        told = [*told[:MAX_SAMPLES], f"… and {rest} more session{'s' if rest != 1 else ''}"]
+    return told
+
+
+def _ending(session: Sequence[str]) -> str:
+    for words in _ENDINGS:
+        for line in session:
+            if words in line:
+                return line
+    return next((line for line in session if " connect from " not in line), session[0])
+
+
+def clients_in(lines: Iterable[str]) -> list[str]:
+    """The client IPs the lines name ("from unknown[127.0.0.5]"), each once, in order."""
+    return list(dict.fromkeys(m.group(1) for line in lines for m in _CLIENT.finditer(line)))
 
 
 async def _scan(

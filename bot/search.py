@@ -254,15 +254,8 @@ async def _near_misses(
         other_servers=tuple(others),
         other_role=tuple(line for st in every for line in st.other_role)[: nearmiss.MAX_SAMPLES],
         similar=tuple(dict.fromkeys(s for st in every for s in st.similar)),
-        connections=tuple(_session_ends(line for st in every for line in st.connections)),
+        connections=tuple(nearmiss.session_ends(line for st in every for line in st.connections)),
     )
-
-
-def _session_ends(lines: Iterable[str]) -> list[str]:
-    """The lines that say how a client's sessions ended (not the bare "connect from")."""
-    every = list(lines)
-    ends = [line for line in every if " connect from " not in line] or every
-    return ends[: nearmiss.MAX_SAMPLES]
 
 
 def choose_servers(query: Query, sources: Sequence[LogSource]) -> list[LogSource]:

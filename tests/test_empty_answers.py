@@ -13,6 +13,7 @@ import pytest
 
 from bot.cli import main
 from bot.settings import ServerConfig, SlackConfig
+from bot.slack.audit import Outcome
 from bot.sources.factory import build_sources
 from bot.sources.ssh import SSHPool
 from tests.sshd import SshCluster, free_port
@@ -136,9 +137,11 @@ async def test_slack_thread_names_the_contact_not_operator_commands(
     try:
         bot = await make_bot(settings, lambda: sources)
         await bot.command("nobody@example.net 2026-11-28")
-        await bot.audit.wait(1, timeout=60)
+        [entry] = await bot.audit.wait(1, timeout=60)
     finally:
         await pool.close()
+    assert entry.outcome is Outcome.INCOMPLETE
+    assert entry.reason == "mx-stopped: unreachable; mx1: 1 log file unreadable"
     parent, replies = bot.thread()
     assert "nothing found in what could be read" in text_of(parent)
     thread = "\n".join(text_of(r) for r in replies)
@@ -147,4 +150,28 @@ async def test_slack_thread_names_the_contact_not_operator_commands(
     assert "2. 1 log file on mx1 could not be read" in thread
     assert "Ask the mail team in #mail-ops to check the servers above" in thread
     assert "doctor" not in thread
+    assert "never reached" not in thread
+
+
+async def test_slack_nothing_readable_is_couldnt_search_in_thread_and_audit(
+    sshd_cluster: SshCluster, half_readable: Path, make_bot: BotFactory
+) -> None:
+    """Every file unreadable (no server failed): the Slack headline says "couldn't search" and
+    the audit entry is `couldnt_search` naming the unreadable file, never `nothing_found`."""
+    settings = sshd_cluster.settings(mx1(sshd_cluster, f"{half_readable}/mail.log.1"))
+    settings = settings.model_copy(update={"default_days": None, "slack": SlackConfig()})
+    pool = SSHPool(settings)
+    sources = build_sources(settings, pool)
+    try:
+        bot = await make_bot(settings, lambda: sources)
+        await bot.command("nobody@example.net 2026-11-28")
+        [entry] = await bot.audit.wait(1, timeout=60)
+    finally:
+        await pool.close()
+    assert entry.outcome is Outcome.COULDNT_SEARCH
+    assert entry.reason == "mx1: 1 log file unreadable"
+    parent, replies = bot.thread()
+    assert "couldn't search" in text_of(parent)
+    thread = "\n".join(text_of(r) for r in replies)
+    assert "nothing found" not in text_of(parent) + thread
     assert "never reached" not in thread

@@ -1,11 +1,13 @@
 """Safe by default: guests and people of other organisations are refused and audited; the service
-log never quotes a refused request; an answer that lost a server is not audited as complete."""
+log never quotes a refused request; an answer that lost a server is not audited as complete,
+and one that read nothing is audited as "couldn't search"."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +158,20 @@ async def test_an_answer_missing_a_server_is_audited_as_incomplete(make_bot: Bot
     assert entry.reason.startswith("mx2: ")
     assert entry.counts["failures"] == 1
     assert entry.counts["messages"] >= 1
+
+
+async def test_an_answer_with_nothing_read_is_audited_as_couldnt_search(
+    make_bot: BotFactory, tmp_path: Path
+) -> None:
+    """When no server could be searched at all (here the only one has no log file where the
+    configuration says), the audit says `couldnt_search` with the reason, not `nothing_found`
+    or `incomplete`."""
+    missing = ServerConfig(name="mx1", local=True, logs=(f"{tmp_path}/none*",), year=2024)
+    settings = Settings(default_days=None, servers=(missing,), slack=SlackConfig())
+    bot = await make_bot(settings)
+    await bot.command(QUERY)
+    [entry] = await bot.audit.wait(1)
+    assert entry.outcome is Outcome.COULDNT_SEARCH
+    assert entry.reason == "mx1: no log files"
+    parent, _ = bot.thread()
+    assert "couldn't search" in test_slack_app.text_of(parent)

@@ -817,6 +817,11 @@ async def test_per_user_rate_limit_refuses_politely(make_bot: BotFactory) -> Non
         ("sender2@example.net 2024-13-45", "is not a real date"),
         ("what happened", "is not an address"),
         ("sender2@example.net on mx9", "No server named mx9"),
+        ("sender2@example.net 2024-05-13..2024-05-01", "ends before it starts"),
+        ("sender2@example.net 2024-05-01..2024-05-03 10:00", "goes with one date"),
+        ("sender2@example.net 25:00", "is not a time"),
+        ("sender2@example.net 2024-05-13 2024-05-14", "I don't understand"),
+        ("x" * 600, "longer than"),
     ],
 )
 async def test_help_and_usage_errors_are_ephemeral_with_examples(
@@ -832,6 +837,8 @@ async def test_help_and_usage_errors_are_ephemeral_with_examples(
     if text not in ("", "help"):
         complaint, hint = body["text"].split("\n")
         assert complaint.count("/mailtrace") <= 1
+        assert "Usage" not in complaint
+        assert "Examples:" not in complaint
         assert hint == "Type `/mailtrace help` for the whole grammar."
     else:
         assert "Examples:" in body["text"]

@@ -6,8 +6,9 @@ could be read (every server failed, or every file covering the window was unread
 headline says so and nothing claims the mail is absent. *Nothing found, incomplete*: some
 servers or files could not be read; the headline names that. *Nothing found*: every file
 covering the window was read. The causes read differently for the two audiences: on the
-command line the operator gets the operator's next step (`mailtrace doctor`, permissions);
-in Slack a teammate is told whom to ask (the configured contact), never key paths.
+command line the operator gets the operator's next step (`mailtrace doctor`, permissions;
+with `--log`, the path and its permissions: see `diagnose.for_local_files`); in Slack a
+teammate is told whom to ask (the configured contact), never key paths.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ from bot.result import SearchResult
 from bot.search import choose_servers, run_search
 from bot.settings import Settings, SlackConfig
 from bot.slack.access import AccessPolicy, Decision
-from bot.slack.audit import AuditEntry, AuditLog, Outcome
+from bot.slack.audit import AuditEntry, AuditLog, Outcome, search_outcome
 from bot.slack.delivery import SLACK_CALL_FAILED, Delivery, respond_ephemeral, slack_error
 from bot.slack.directory import Directory, Workspace
 from bot.slack.ratelimit import RateLimiter
@@ -315,10 +315,7 @@ class MailtraceBot:
             view = build_view(result, zone, contact=self.contact, lang=lang)
             key = self._keep_lines(view, delivery)
             await delivery.finish(render_thread(view, key))
-            outcome = Outcome.ANSWERED if result.messages else Outcome.NOTHING_FOUND
-            if result.failures:  # an answer missing a server is never audited as complete
-                outcome = Outcome.INCOMPLETE
-                reason = "; ".join(f"{f.server}: {f.reason}" for f in result.failures)[:300]
+            outcome, reason = search_outcome(result)
         except asyncio.CancelledError:
             outcome, reason = Outcome.CANCELLED, "shutdown"
             task = asyncio.current_task()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.result import SearchResult
 from bot.settings import Settings
 
 logger = logging.getLogger("mailtrace.audit")
@@ -22,8 +23,9 @@ logger = logging.getLogger("mailtrace.audit")
 
 class Outcome(StrEnum):
     ANSWERED = "answered"  # messages found and posted, every server searched
-    INCOMPLETE = "incomplete"  # posted, but at least one server failed (reason: which, why)
-    NOTHING_FOUND = "nothing_found"  # searched, nothing matched (the diagnosis was posted)
+    INCOMPLETE = "incomplete"  # posted, but a server failed or a file was unreadable (reason)
+    NOTHING_FOUND = "nothing_found"  # every log read, nothing matched (the diagnosis was posted)
+    COULDNT_SEARCH = "couldnt_search"  # no log could be read at all: no answer (reason: why)
     HELP = "help"
     USAGE_ERROR = "usage_error"
     REFUSED = "refused"  # not allowed: user, user group or channel
@@ -33,6 +35,24 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"  # shutdown cancelled the search
     LINES_SHOWN = "lines_shown"  # the "Show log lines" button
     LINES_EXPIRED = "lines_expired"  # the button, after the lines left the cache
+
+
+def search_outcome(result: SearchResult) -> tuple[Outcome, str]:
+    """How a posted search is audited, and the reason: an answer missing a server or a file is
+    never audited as complete, and one where nothing could be read is not "nothing found"."""
+    if result.could_not_search:
+        outcome = Outcome.COULDNT_SEARCH
+    elif not result.complete:
+        outcome = Outcome.INCOMPLETE
+    else:
+        return (Outcome.ANSWERED if result.messages else Outcome.NOTHING_FOUND), ""
+    reasons = [f"{f.server}: {f.reason}" for f in result.failures]
+    unreadable = result.unreadable_files
+    if unreadable:
+        servers = ", ".join(dict.fromkeys(server for server, _ in unreadable))
+        count = len(unreadable)
+        reasons.append(f"{servers}: {count} log file{'s' if count != 1 else ''} unreadable")
+    return outcome, "; ".join(reasons)[:300]
 
 
 class AuditEntry(BaseModel):

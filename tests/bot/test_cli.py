@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -71,6 +74,43 @@ def test_usage_error_exit_status_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.count("/mailtrace ") == 1
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["trace"],
+        ["bogus"],
+        ["trace", "--log", str(HOWTO)],
+        ["trace", "what", "happened", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "2024-05-01", "2024-05-02", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "2024-05-13..2024-05-01", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "2024-05-01..2024-05-03", "10:00", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "25:00", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "on", "mx9", "--log", str(HOWTO)],
+        ["trace", "a@example.org\n2024-05-13", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "--year", "1", "--log", str(HOWTO)],
+        ["trace", "a@example.org", "--format", "xml", "--log", str(HOWTO)],
+    ],
+)
+def test_every_usage_error_is_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """Whatever is wrong with the command line or the query, the complaint is one line on
+    stderr (with at most one example), exit status 2, never the whole usage text."""
+    status: object
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith("mailtrace")
+    assert captured.err.count("/mailtrace ") <= 1
+    assert "Usage" not in captured.err
+    assert "usage:" not in captured.err
+    assert "Examples:" not in captured.err
+
+
 def test_future_date_is_nothing_found_without_guesses(
     howto_log: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -89,18 +129,51 @@ def test_unreadable_everything_is_couldnt_search(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Nothing could be read (the only log glob matches nothing): exit 3, the headline says
-    'couldn't search', and the JSON codes hold no guess about the mail."""
+    'couldn't search', the JSON codes hold no guess about the mail, and the next step is about
+    the --log path (`mailtrace doctor` checks configured servers, not these files)."""
     status = main(["trace", "a@example.org", "--log", f"{tmp_path}/none*", "--format", "json"])
     doc = json.loads(capsys.readouterr().out)
     assert status == 3
     assert [d["code"] for d in doc["diagnosis"]] == ["servers_failed"]
-    assert doc["diagnosis"][0]["next_step"].startswith("Run `mailtrace doctor`")
+    assert doc["diagnosis"][0]["next_step"].startswith("Check the path given with --log")
     status = main(["trace", "a@example.org", "--log", f"{tmp_path}/none*"])
     out = capsys.readouterr().out
     assert status == 3
     assert out.startswith("a@example.org: couldn't search (local could not be searched)\n")
+    assert "   next: Check the path given with --log" in out
+    assert "doctor" not in out
     assert "nothing found" not in out
     assert "never reached" not in out
+
+
+def test_unreadable_log_file_names_permissions_not_doctor() -> None:
+    """`--log` on a file the user cannot read (root's 0600 file, read as `nobody`): exit 3, the
+    next step is about reading the file, and `mailtrace doctor` is not suggested."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run the CLI as another user")
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    probe = subprocess.run([*as_nobody, sys.executable, "-c", "import bot.cli"], check=False)
+    if probe.returncode != 0:
+        pytest.skip("`nobody` cannot run this checkout's Python (a private directory)")
+    shared = Path(tempfile.mkdtemp(prefix="mailtrace-cli-"))  # pytest's tmp dirs are private
+    try:
+        shared.chmod(0o755)
+        log = shared / "mail.log"
+        shutil.copyfile(HOWTO, log)
+        log.chmod(0o600)
+        command = ["trace", "a@example.org", "--log", str(log)]
+        done = subprocess.run(
+            [*as_nobody, sys.executable, "-m", "bot.cli", *command],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(shared)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("a@example.org: couldn't search (1 log file could not be read)")
+    assert "   next: Run as a user who can read the file" in done.stdout
+    assert "doctor" not in done.stdout
 
 
 def test_console_script_help() -> None:
