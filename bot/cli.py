@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from bot.errors import ConfigError, MailtraceError, UsageError
+from bot.live_queue import check_live_queues
 from bot.query import USAGE, parse_query
 from bot.render.jsonout import render_json
 from bot.render.text import render_text
@@ -120,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="year the --log files were last written, for yearless lines (default: their mtime)",
     )
     trace.add_argument("--lines", action="store_true", help="show each message's raw log lines")
+    trace.add_argument(
+        "--queue",
+        action="store_true",
+        help="for mail that is not final, also ask the server's live queue (postqueue, postconf)",
+    )
 
     doctor = sub.add_parser("doctor", help="check every configured server and its log files")
     doctor.add_argument("--config", metavar="FILE")
@@ -154,8 +160,11 @@ def zone_named(name: str) -> ZoneInfo:
         raise UsageError(f"unknown time zone {name!r} (try Europe/Berlin or UTC)") from exc
 
 
-async def trace(settings: Settings, text: str, zone: ZoneInfo, now: datetime) -> SearchResult:
-    """Run one query against the configured servers (the library call behind the CLI)."""
+async def trace(
+    settings: Settings, text: str, zone: ZoneInfo, now: datetime, *, queue: bool = False
+) -> SearchResult:
+    """Run one query against the configured servers (the library call behind the CLI);
+    `queue`: then ask the live queue about mail that is not final."""
     query = parse_query(text, now=now, zone=zone)
     pool = None
     if needs_ssh(settings):
@@ -164,7 +173,10 @@ async def trace(settings: Settings, text: str, zone: ZoneInfo, now: datetime) ->
         pool = SSHPool(settings)
     sources = build_sources(settings, pool)
     try:
-        return await run_search(query, settings, sources, now=now)
+        result = await run_search(query, settings, sources, now=now)
+        if queue:
+            result = await check_live_queues(result, settings, sources)
+        return result
     finally:
         if pool is not None:
             await pool.close()
@@ -173,7 +185,8 @@ async def trace(settings: Settings, text: str, zone: ZoneInfo, now: datetime) ->
 def run_trace(args: argparse.Namespace) -> int:
     settings = load_config(args)
     zone = zone_named(args.tz) if args.tz else settings.zone
-    result = asyncio.run(trace(settings, " ".join(args.query), zone, datetime.now(UTC)))
+    text = " ".join(args.query)
+    result = asyncio.run(trace(settings, text, zone, datetime.now(UTC), queue=args.queue))
     if args.format == "json":
         sys.stdout.write(render_json(result))
     else:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.errors import ConfigError
 from bot.sources.commands import split_glob
+from bot.sources.queue_commands import check_config_dir
 
 DEFAULT_LOGS = ("/var/log/maillog*", "/var/log/mail.log*")
 
@@ -54,6 +55,10 @@ class ServerConfig(BaseModel):
     # Its maximal_queue_lifetime (Postfix time syntax, default unit days): when a deferred
     # mail will be given up. The logs never say it.
     queue_lifetime: str = Field("5d", pattern=r"^[0-9]{1,5}[smhdw]?$")
+    # Read the live queue (postqueue, postconf) for mail that is not final; off where the logs
+    # are copies (the demo). postconf's maximal_queue_lifetime, when read, wins over the above.
+    queue: bool = True
+    postfix_config_dir: str | None = None  # postqueue/postconf -c DIR (a non-default instance)
     # SSH (ignored when local)
     host: str | None = None
     port: int = Field(22, ge=1, le=65535)
@@ -74,6 +79,11 @@ class ServerConfig(BaseModel):
             except ConfigError as exc:  # pydantic reports ValueErrors with the field's path
                 raise ValueError(str(exc)) from exc
         return value
+
+    @field_validator("postfix_config_dir")
+    @classmethod
+    def _config_dir_is_plain(cls, value: str | None) -> str | None:
+        return check_config_dir(value) if value is not None else None
 
     @field_validator("timezone")
     @classmethod

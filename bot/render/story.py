@@ -10,13 +10,15 @@ needs). No markup: the renderers escape and decorate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
+from bot.render.live import live_lines
 from parsers.dsn import describe_dsn
 from parsers.journey import Journey, Notice, NoticeKind, Outcome, Verdict
 from parsers.models import Message, Status
+from parsers.queue import LiveQueue
 
 STATUS_EMOJI: dict[Status, str] = {
     Status.SENT: "✅",
@@ -114,14 +116,21 @@ def tally(journeys: Sequence[Journey]) -> str:
     return f"{len(journeys)} mails: " + ", ".join(parts)
 
 
-def tell(j: Journey, messages: Sequence[Message], zone: tzinfo, now: datetime) -> Story:
-    """The whole story of one journey."""
+def tell(
+    j: Journey,
+    messages: Sequence[Message],
+    zone: tzinfo,
+    now: datetime,
+    live: Mapping[tuple[str, str], LiveQueue] | None = None,
+) -> Story:
+    """The whole story of one journey; `live`: the live queue by (server, queue ID)."""
     lines: list[str] = []
     for o in j.recipients:
         # One recipient: the verdict already says how it ended.
         end = f" — {_end_words(o)}" if len(j.recipients) > 1 or o.status is Status.SENT else ""
         lines.append(f"{STATUS_EMOJI[o.status]} {o.address}{end}")
-        lines.extend(f"   {line}" for line in _details(o, zone, now))
+        state = (live or {}).get((o.host, o.queue_id or ""))
+        lines.extend(f"   {line}" for line in _details(o, zone, now, state))
     if not j.recipients:
         lines.append("No recipient was logged for it.")
     lines.extend(_notice_line(n, zone) for n in j.notices)
@@ -232,7 +241,7 @@ def _end_words(o: Outcome) -> str:
     return f"{words}: {_short_reason(o)}"
 
 
-def _details(o: Outcome, zone: tzinfo, now: datetime) -> list[str]:
+def _details(o: Outcome, zone: tzinfo, now: datetime, state: LiveQueue | None) -> list[str]:
     out: list[str] = []
     if o.orig_to and o.orig_to != o.address:
         out.append(f"Sent to {o.orig_to}, which led here.")
@@ -246,6 +255,7 @@ def _details(o: Outcome, zone: tzinfo, now: datetime) -> list[str]:
     if o.reason:
         out.append(_said(o))
     out.extend(_times(o, zone, now))
+    out.extend(live_lines(o, state, zone))
     out.append(f"Who acts: {o.action_by}")
     return out
 

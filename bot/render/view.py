@@ -38,7 +38,8 @@ def build_view(
     (see `render.empty`)."""
     now = now or datetime.now(UTC)
     servers = len(result.searched)
-    stories = [tell(j, result.messages, zone, now) for j in result.journeys]
+    live = {(state.host, state.queue_id): state for state in result.live}
+    stories = [tell(j, result.messages, zone, now, live) for j in result.journeys]
     headline = (
         f"{result.query.describe()} — {tally(result.journeys)}"
         if result.journeys
