@@ -20,13 +20,15 @@ import pytest
 
 from bot.cli import main, trace
 from bot.live_queue import check_live_queues
-from bot.settings import load_settings
+from bot.settings import ServerConfig, Settings, SlackConfig, load_settings
+from bot.slack.audit import Outcome
 from bot.sources import queue_commands
 from bot.sources.factory import build_sources
 from bot.sources.runner import LocalRunner
 from parsers.queue import parse_postqueue_json, parse_postqueue_text
 from tests.postfix_live import Instance, running_pair, send, wait_for
 from tests.sshd import SshCluster, free_port
+from tests.test_slack_app import BotFactory, fake, make_bot, text_of  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.postfix]
 
@@ -223,3 +225,22 @@ def test_live_queue_over_ssh(
     assert sent
     assert sent[-1].startswith("exec env LC_ALL=C timeout ")
     assert f"postqueue -c {a.etc} -j" in sent[-1]
+
+
+async def test_slack_thread_tells_the_live_queue(
+    queued: tuple[Instance, dict[str, str]],
+    make_bot: BotFactory,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """Through the real Bolt app, the reply about a deferred mail says it is still queued."""
+    a, _ids = queued
+    server = ServerConfig(
+        name="mx-a", local=True, logs=(f"{a.log_dir}/mail.log*",), postfix_config_dir=str(a.etc)
+    )
+    bot = await make_bot(Settings(default_days=None, servers=(server,), slack=SlackConfig()))
+    await bot.command("live-deferred@example.net")
+    [entry] = await bot.audit.wait(1)
+    assert entry.outcome is Outcome.ANSWERED
+    _parent, replies = bot.thread()
+    [reply] = [text_of(r) for r in replies]
+    assert "Still in mx-a's deferred queue since" in reply
+    assert "Connection refused" in reply
