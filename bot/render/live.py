@@ -52,7 +52,7 @@ def live_lines(o: Outcome, state: LiveQueue | None, zone: tzinfo) -> list[str]:
         (r.delay_reason for r in state.recipients if r.address == o.address and r.delay_reason),
         None,
     )
-    if reason:
+    if reason and not (o.reason or "").endswith(reason):  # the logs' words are already shown
         out.append(f"The queue says: “{reason}”")
     if state.queue_name == "hold":
         out.append("It is not retried until an admin releases it (postsuper -H) or deletes it.")
