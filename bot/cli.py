@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from bot.diagnose import for_local_files
 from bot.errors import ConfigError, MailtraceError, UsageError
 from bot.i18n import LANGUAGES, Language, language, language_from_env
+from bot.live_queue import check_live_queues
 from bot.query import parse_query, usage
 from bot.render.jsonout import render_json
 from bot.render.text import render_text
@@ -136,6 +137,11 @@ def build_parser(lang: Language | None = None) -> argparse.ArgumentParser:
         choices=LANGUAGES,
         help="language of the answer (default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG)",
     )
+    trace.add_argument(
+        "--queue",
+        action="store_true",
+        help="for mail that is not final, also ask the server's live queue (postqueue, postconf)",
+    )
 
     doctor = sub.add_parser("doctor", help="check every configured server and its log files")
     doctor.add_argument("--config", metavar="FILE")
@@ -171,9 +177,16 @@ def zone_named(name: str) -> ZoneInfo:
 
 
 async def trace(
-    settings: Settings, text: str, zone: ZoneInfo, now: datetime, lang: Language | None = None
+    settings: Settings,
+    text: str,
+    zone: ZoneInfo,
+    now: datetime,
+    lang: Language | None = None,
+    *,
+    queue: bool = False,
 ) -> SearchResult:
-    """Run one query against the configured servers (the library call behind the CLI)."""
+    """Run one query against the configured servers (the library call behind the CLI);
+    `queue`: then ask the live queue about mail that is not final."""
     lang = lang or language("en")
     query = parse_query(text, now=now, zone=zone, tr=lang)
     pool = None
@@ -183,7 +196,10 @@ async def trace(
         pool = SSHPool(settings)
     sources = build_sources(settings, pool)
     try:
-        return await run_search(query, settings, sources, now=now, tr=lang)
+        result = await run_search(query, settings, sources, now=now, tr=lang)
+        if queue:
+            result = await check_live_queues(result, settings, sources)
+        return result
     finally:
         if pool is not None:
             await pool.close()
@@ -193,7 +209,8 @@ def run_trace(args: argparse.Namespace) -> int:
     settings = load_config(args)
     zone = zone_named(args.tz) if args.tz else settings.zone
     lang = language(args.lang) if args.lang else language_from_env(os.environ)
-    result = asyncio.run(trace(settings, " ".join(args.query), zone, datetime.now(UTC), lang))
+    text = " ".join(args.query)
+    result = asyncio.run(trace(settings, text, zone, datetime.now(UTC), lang, queue=args.queue))
     if getattr(args, "log", None):
         result = for_local_files(result)
     if args.format == "json":

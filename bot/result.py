@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from bot.query import Query
 from parsers.journey import Journey
 from parsers.models import Message
+from parsers.queue import LiveQueue
 
 
 class FileCoverage(BaseModel):
@@ -89,6 +90,7 @@ class SearchResult(BaseModel):
     other_days: tuple[str, ...] = ()  # dates (asker's zone) the target appears outside the window
     near: NearMisses = NearMisses()
     default_days: int | None = None  # no date given: the last N days were searched (None: all)
+    live: tuple[LiveQueue, ...] = ()  # the live queue of mail that is not final (bot.live_queue)
     duration_s: float = 0.0
 
     @property

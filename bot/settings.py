@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.errors import ConfigError
 from bot.sources.commands import split_glob
+from bot.sources.queue_commands import check_config_dir
 
 DEFAULT_LOGS = ("/var/log/maillog*", "/var/log/mail.log*")
 
@@ -60,6 +61,10 @@ class ServerConfig(BaseModel):
     # For a central log host: how relay= fields name each host whose lines it has, beyond its
     # own name (e.g. {mx2: ["mx2.example.com", "10.0.0.12"]}).
     host_aliases: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Read the live queue (postqueue, postconf) for mail that is not final; off where the logs
+    # are copies (the demo). postconf's maximal_queue_lifetime, when read, wins over the above.
+    queue: bool = True
+    postfix_config_dir: str | None = None  # postqueue/postconf -c DIR (a non-default instance)
     # SSH (ignored when local)
     host: str | None = None
     port: int = Field(22, ge=1, le=65535)
@@ -80,6 +85,11 @@ class ServerConfig(BaseModel):
             except ConfigError as exc:  # pydantic reports ValueErrors with the field's path
                 raise ValueError(str(exc)) from exc
         return value
+
+    @field_validator("postfix_config_dir")
+    @classmethod
+    def _config_dir_is_plain(cls, value: str | None) -> str | None:
+        return check_config_dir(value) if value is not None else None
 
     @field_validator("timezone")
     @classmethod

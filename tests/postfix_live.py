@@ -142,8 +142,9 @@ def _wait_port(port: int, timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def running_pair() -> Iterator[tuple[Instance, Instance]]:
-    """Instance A (mx-a.test) relaying mx-b.test to instance B, both running."""
+def running_pair(transports: str = "", extra_a: str = "") -> Iterator[tuple[Instance, Instance]]:
+    """Instance A (mx-a.test) relaying mx-b.test to instance B, both running. `transports` adds
+    entries to A's transport map ("closed.test=smtp:[127.0.0.1]:PORT"), `extra_a` main.cf lines."""
     require_postfix()
     # Postfix's daemons run as the postfix user: pytest's private (0700) tmp dirs won't do.
     top = Path(tempfile.mkdtemp(prefix="mailtrace-postfix-"))
@@ -158,8 +159,9 @@ def running_pair() -> Iterator[tuple[Instance, Instance]]:
     )
     _write_instance(
         a,
-        f"transport_maps = inline:{{ {DOMAIN_B}=smtp:[127.0.0.1]:{b.port} }}\n"
-        "bounce_queue_lifetime = 0\n",
+        f"transport_maps = inline:{{ {DOMAIN_B}=smtp:[127.0.0.1]:{b.port}"
+        f"{', ' + transports if transports else ''} }}\n"
+        "bounce_queue_lifetime = 0\n" + extra_a,
         top,
     )
     started: list[Instance] = []

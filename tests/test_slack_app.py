@@ -117,7 +117,9 @@ class BrokenRunner(LocalRunner):
 
 def log_settings(*logs: Path, **slack: Any) -> Settings:
     """One local server `mx1` reading `logs` (lines from 2024), with Slack settings."""
-    server = ServerConfig(name="mx1", local=True, logs=tuple(map(str, logs)), year=2024)
+    server = ServerConfig(  # copies of logs: no live queue to ask
+        name="mx1", local=True, logs=tuple(map(str, logs)), year=2024, queue=False
+    )
     return Settings(default_days=None, servers=(server,), slack=SlackConfig(**slack))
 
 
@@ -909,6 +911,7 @@ def two_host_settings() -> Settings:
             logs=(str(POSTFIX / "two-hosts" / host / "mail.log"),),
             timezone=files[f"two-hosts/{host}/mail.log"]["timezone"],
             year=files[f"two-hosts/{host}/mail.log"]["years"][-1],
+            queue=False,  # copies of logs: no live queue to ask
         )
         for host in ("mx-a", "mx-b")
     )

@@ -36,7 +36,7 @@ def result_document(result: SearchResult) -> dict[str, Any]:
         },
         "window": {"start": data["window_start"], "end": data["window_end"]},
         "journeys": data["journeys"],
-        "messages": data["messages"],
+        "messages": _with_queue(data["messages"], result),
         "searched": searched,
         "failures": data["failures"],
         "notes": data["notes"],
@@ -44,6 +44,30 @@ def result_document(result: SearchResult) -> dict[str, Any]:
         "other_days": data["other_days"],
         "duration_s": data["duration_s"],
     }
+
+
+QUEUE_FIELDS = (
+    "queue_name",
+    "arrival_time",
+    "recipients",
+    "gives_up_at",
+    "next_retry_estimate",
+    "checked_at",
+)
+
+
+def _with_queue(messages: list[dict[str, Any]], result: SearchResult) -> list[dict[str, Any]]:
+    """Each message with `queue`: its live queue state when it was checked, else null."""
+    live = {(s.host, s.queue_id): s for s in result.live}
+    out = []
+    for message in messages:
+        state = live.get((message["host"], message["queue_id"] or ""))
+        queue = None
+        if state is not None:
+            dumped = _times_with_offsets(state.model_dump(mode="python"))
+            queue = {key: dumped[key] for key in QUEUE_FIELDS}
+        out.append({**message, "queue": queue})
+    return out
 
 
 def _times_with_offsets(value: Any) -> Any:

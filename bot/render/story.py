@@ -10,15 +10,17 @@ needs). No markup: the renderers escape and decorate.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 
 from bot.i18n import ENGLISH, Language
+from bot.render.live import live_lines
 from parsers.dsn import describe_dsn
 from parsers.i18n import N_
 from parsers.journey import Journey, Notice, NoticeKind, Outcome, Verdict
 from parsers.models import Message, Status
+from parsers.queue import LiveQueue
 
 STATUS_EMOJI: dict[Status, str] = {
     Status.SENT: "✅",
@@ -140,8 +142,9 @@ def tell(
     zone: tzinfo,
     now: datetime,
     lang: Language = ENGLISH,
+    live: Mapping[tuple[str, str], LiveQueue] | None = None,
 ) -> Story:
-    """The whole story of one journey, in `lang`."""
+    """The whole story of one journey, in `lang`; `live`: the live queue by (server, queue ID)."""
     _ = lang.gettext
     lines: list[str] = []
     for o in j.recipients:
@@ -150,7 +153,8 @@ def tell(
         if len(j.recipients) > 1 or o.status is Status.SENT:
             end = " — " + _end_words(o, lang)
         lines.append(f"{STATUS_EMOJI[o.status]} {o.address}{end}")
-        lines.extend(f"   {line}" for line in _details(o, zone, now, lang))
+        state = (live or {}).get((o.host, o.queue_id or ""))
+        lines.extend(f"   {line}" for line in _details(o, zone, now, lang, state))
     if not j.recipients:
         lines.extend(_no_recipient(j, zone, now, lang))
     lines.extend(_notice_line(n, zone, lang) for n in j.notices)
@@ -308,7 +312,9 @@ def _end_words(o: Outcome, lang: Language) -> str:
     return _("{what}: {why}").format(what=_single_words(o, lang), why=_short_reason(o, lang))
 
 
-def _details(o: Outcome, zone: tzinfo, now: datetime, lang: Language) -> list[str]:
+def _details(
+    o: Outcome, zone: tzinfo, now: datetime, lang: Language, state: LiveQueue | None
+) -> list[str]:
     _ = lang.gettext
     out: list[str] = []
     if o.orig_to and o.orig_to != o.address:
@@ -324,6 +330,7 @@ def _details(o: Outcome, zone: tzinfo, now: datetime, lang: Language) -> list[st
     if o.reason:
         out.append(_said(o, lang))
     out.extend(_times(o, zone, now, lang))
+    out.extend(live_lines(o, state, zone))
     out.append(_("Who acts: {who}").format(who=o.action_by))
     return out
 

@@ -41,7 +41,8 @@ def build_view(
     _ = lang.gettext
     now = now or datetime.now(UTC)
     servers = len(result.searched)
-    stories = [tell(j, result.messages, zone, now, lang) for j in result.journeys]
+    live = {(state.host, state.queue_id): state for state in result.live}
+    stories = [tell(j, result.messages, zone, now, lang, live) for j in result.journeys]
     headline = (
         f"{result.query.describe(lang)} — {tally(result.journeys, lang)}"
         if result.journeys

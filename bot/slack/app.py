@@ -34,6 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import ConfigError, UsageError
 from bot.i18n import Language, language
+from bot.live_queue import check_live_queues
 from bot.query import USAGE, Query, parse_query
 from bot.render.empty import DEFAULT_CONTACT
 from bot.render.slack import (
@@ -312,6 +313,7 @@ class MailtraceBot:
             await delivery.start(render_progress(query.describe(lang), names, note))
             async with self.running.slot():
                 result = await self._search(query, sources, names, delivery, lang)
+                result = await self._live_queue(result, sources)
             view = build_view(result, zone, contact=self.contact, lang=lang)
             key = self._keep_lines(view, delivery)
             await delivery.finish(render_thread(view, key))
@@ -397,6 +399,10 @@ class MailtraceBot:
             if not task.done():
                 task.cancel()
                 await asyncio.wait({task}, timeout=SEARCH_STOP_WAIT_S)
+
+    async def _live_queue(self, result: SearchResult, sources: list[LogSource]) -> SearchResult:
+        """The live queue of mail that is not final (servers with `queue: false` are skipped)."""
+        return await check_live_queues(result, self.settings, sources, clock=self.clock)
 
     def _keep_lines(self, view: AnswerView, delivery: Delivery) -> str | None:
         if not view.stories:
