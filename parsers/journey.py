@@ -387,6 +387,11 @@ class _Joiner:
         elif refused_by is not None and status is Status.BOUNCED:
             # Our own next hop refused it: the same "who acts" as that refusal on its own.
             action_by = explain_status(Status.REJECTED, r.dsn, None, self.tr)[1]
+        elif refused_by is not None and status is Status.EXPIRED:
+            # It was our own next hop that kept saying "later": nobody outside can fix that.
+            action_by = self.tr.gettext(
+                "us (the mail team): our own {host} kept refusing it for now"
+            ).format(host=refused_by)
         end = _end_of_road(r)
         full_road = road if end is None or status is not Status.SENT else (*road, end)
         if refused_by is not None and refused_by not in full_road:
