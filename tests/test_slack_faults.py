@@ -60,9 +60,7 @@ async def test_a_failing_audit_file_is_logged_once_and_answers_go_on(
         await bot.command(QUERY, name=f"r{n}")
     entries = await bot.audit.wait(3)
     assert [e.outcome for e in entries] == [Outcome.ANSWERED] * 3
-    parents = [
-        c for c in bot.fake.calls_to("chat.update") if DELIVERED in text_of(c.params)
-    ]
+    parents = [c for c in bot.fake.calls_to("chat.update") if DELIVERED in text_of(c.params)]
     assert len(parents) == 3
     failed = [r for r in caplog.records if "audit_write_failed" in r.getMessage()]
     assert len(failed) == 1
@@ -86,7 +84,9 @@ async def test_audit_writes_that_succeed_again_report_how_many_entries_were_lost
     await bot.command(QUERY, name="r2")
     await bot.audit.wait(3)
     assert len(bot.audit.lines()) == 1
-    recovered = [r.getMessage() for r in caplog.records if "audit_write_recovered" in r.getMessage()]
+    recovered = [
+        r.getMessage() for r in caplog.records if "audit_write_recovered" in r.getMessage()
+    ]
     assert len(recovered) == 1
     assert "lost_entries=2" in recovered[0]
 
@@ -150,7 +150,10 @@ async def test_socket_mode_dropped_mid_answer_still_delivers_the_answer(
 
     audit = RecordingAudit(tmp_path / "audit.jsonl")
     app = build_app(
-        settings, sources, client=build_client(BOT_TOKEN, fake.api_url), clock=lambda: NOW,
+        settings,
+        sources,
+        client=build_client(BOT_TOKEN, fake.api_url),
+        clock=lambda: NOW,
         audit=audit,
     )
     handler = AsyncSocketModeHandler(app, app_token=APP_TOKEN)

@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.query import parse_query
+from bot.query import Query, parse_query
 from bot.result import SearchResult
+from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
 from bot.sources.factory import build_sources
 from bot.sources.ssh import SSHPool
@@ -81,7 +82,7 @@ class Servers:
         return Settings(
             default_days=None,
             servers=tuple(self.config(n) for n in names),
-            limits=Limits(**{**base, **limits}),  # type: ignore[arg-type]
+            limits=Limits(**{**base, **limits}),
         )
 
 
@@ -123,18 +124,16 @@ def servers() -> Iterator[Servers]:
                 sshd.stop()
 
 
-def query_yesterday(needle: str = "sender3@example.net") -> tuple[object, datetime]:
+def query_yesterday(needle: str = "sender3@example.net") -> tuple[Query, datetime]:
     now = datetime.now(UTC)
     yesterday = (now - timedelta(days=1)).date().isoformat()
     return parse_query(f"{needle} {yesterday}", now=now, zone=ZoneInfo("UTC")), now
 
 
 async def search(settings: Settings, pool: SSHPool) -> SearchResult:
-    from bot.search import run_search
-
     query, now = query_yesterday()
     async with asyncio.timeout(BOUND_S):
-        return await run_search(query, settings, list(build_sources(settings, pool)), now=now)  # type: ignore[arg-type]
+        return await run_search(query, settings, list(build_sources(settings, pool)), now=now)
 
 
 def failures_of(result: SearchResult) -> dict[str, str]:
