@@ -7,20 +7,37 @@ then opens the port with a real SMTP sink and asks Postfix to retry, or deletes 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from bot.cli import main
+from bot.settings import ServerConfig, Settings, SlackConfig, WatchConfig
+from bot.slack.audit import Outcome
+from bot.slack.watching import CANCEL_ACTION, RETRY_ACTION, WATCH_ACTION
+from bot.watch.store import WatchStore
+from tests.fakeslack import sign_slack_request
 from tests.postfix_live import Instance, running_pair, send, wait_for
 from tests.smtpsink import smtp_sink
 from tests.sshd import free_port
+from tests.test_slack_app import (  # noqa: F401 (fixtures)
+    CHANNEL,
+    SIGNING_SECRET,
+    USER,
+    Bot,
+    BotFactory,
+    fake,
+    make_bot,
+)
 
 pytestmark = [pytest.mark.postfix]
 
@@ -132,3 +149,169 @@ def test_cli_watch_refuses_a_bad_duration_and_queue_id(
     assert exc.value.code == 2
     assert main(["watch", "ABC;rm -rf /", "--server", "mx-a"]) == 2
     assert "not a queue ID" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- Slack
+
+
+async def press(bot: Bot, action: str, value: str, thread_ts: str, *, user: str = USER) -> int:
+    """POST a signed block_actions request for one of the watch buttons in a thread."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": "T1", "domain": "fake-workspace"},
+        "user": {"id": user, "name": user.lower(), "team_id": "T1"},
+        "api_app_id": "A1",
+        "token": "fake-verification-token",
+        "trigger_id": "1.2.3",
+        "container": {
+            "type": "message",
+            "channel_id": CHANNEL,
+            "message_ts": "9.9",
+            "thread_ts": thread_ts,
+        },
+        "channel": {"id": CHANNEL, "name": "ops"},
+        "response_url": bot.fake.response_url(f"press-{user}-{action}"),
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action,
+                "block_id": "w",
+                "value": value,
+                "action_ts": "1",
+            }
+        ],
+    }
+    body = urlencode({"payload": json.dumps(payload)})
+    ts = int(time.time())
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": str(ts),
+        "X-Slack-Signature": sign_slack_request(SIGNING_SECRET, body, ts),
+    }
+    status, _, _ = await bot.post(body, headers)
+    return status
+
+
+def watch_buttons(bot: Bot) -> dict[str, str]:
+    """The action IDs and values of the buttons in the bot's replies so far."""
+    out: dict[str, str] = {}
+    for call in bot.fake.calls_to("chat.postMessage"):
+        for block in call.params.get("blocks") or []:
+            if block.get("type") == "actions":
+                out.update(
+                    {
+                        e["action_id"]: e["value"]
+                        for e in block["elements"]
+                        if e["action_id"].startswith("watch_")
+                    }
+                )
+    return out
+
+
+async def replies_saying(bot: Bot, words: str, timeout: float = 60) -> list[dict[str, Any]]:
+    """Wait (bounded) until a thread reply contains `words`; those replies."""
+    async with asyncio.timeout(timeout):
+        while True:
+            found = [
+                c.params
+                for c in bot.fake.calls_to("chat.postMessage")
+                if words in str(c.params.get("text", ""))
+            ]
+            if found:
+                return found
+            await asyncio.sleep(0.2)
+
+
+async def test_slack_watch_survives_a_restart_and_retry_now_ends_it_delivered(
+    postfix: tuple[Instance, int],
+    make_bot: BotFactory,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    """Through the real Bolt app: the asker sets a watch, the bot restarts, a non-operator's
+    "Retry now" is refused and audited, the operator's retries the mail to a now open port, and
+    the thread gets one "delivered" reply mentioning the asker; the store keeps it as done."""
+    a, closed = postfix
+    qid = deferred_mail(a, "slack-ok")
+    server = ServerConfig(
+        name="mx-a", local=True, logs=(f"{a.log_dir}/mail.log*",), postfix_config_dir=str(a.etc)
+    )
+    settings = Settings(
+        default_days=None,
+        servers=(server,),
+        slack=SlackConfig(operators=(USER,)),
+        watch=WatchConfig(min_interval=0.5, max_interval=2),
+    )
+    first = await make_bot(settings)
+    await first.command("watch-slack-ok@example.net")
+    await first.audit.wait(1)
+    buttons = watch_buttons(first)
+    assert set(buttons) == {WATCH_ACTION, RETRY_ACTION}  # the asker is an operator
+    _parent, replies = first.thread()
+    thread_ts = replies[0]["thread_ts"]
+    assert await press(first, WATCH_ACTION, buttons[WATCH_ACTION], thread_ts) == 200
+    [started] = await replies_saying(first, "I'm watching 1 recipient") or [None]
+    assert started is not None
+    assert first.audit.entries[-1].outcome is Outcome.WATCH_STARTED
+    await first.running.drain(3.0, 1.0)  # the bot stops: the watch stays in the SQLite file
+
+    second = await make_bot(settings)  # same directory: the same watches.sqlite3
+    assert await press(second, RETRY_ACTION, buttons[RETRY_ACTION], thread_ts, user="U2") == 200
+    await second.audit.wait(1)
+    refused = second.audit.entries[0]
+    assert (refused.outcome, refused.user, refused.allowed) == (Outcome.REFUSED, "U2", False)
+    with smtp_sink(closed) as sink:
+        assert await press(second, RETRY_ACTION, buttons[RETRY_ACTION], thread_ts) == 200
+        [done] = await replies_saying(second, "Done: every recipient was delivered.")
+    assert sink.received >= 1
+    assert done["thread_ts"] == thread_ts
+    assert done["text"].startswith(f"<@{USER}> ")
+    assert "slack-ok@closed.test — delivered" in done["text"]
+    outcomes = [e.outcome for e in second.audit.entries]
+    assert Outcome.RETRY_REQUESTED in outcomes
+    assert Outcome.WATCH_DONE in outcomes
+    [stored] = [w for w in WatchStore(tmp_path / "watches.sqlite3").active()] or [None]
+    assert stored is None  # nothing active any more
+    assert qid in buttons[WATCH_ACTION]
+
+
+async def test_slack_watch_ends_deleted_and_cancel_stops_another(
+    postfix: tuple[Instance, int],
+    make_bot: BotFactory,  # noqa: F811
+) -> None:
+    """A watched mail deleted with postsuper ends with "deleted"; a non-operator asker sees no
+    "Retry now", and Cancel stops a watch for good."""
+    a, _closed = postfix
+    qid = deferred_mail(a, "slack-del")
+    deferred_mail(a, "slack-cancel")
+    server = ServerConfig(
+        name="mx-a", local=True, logs=(f"{a.log_dir}/mail.log*",), postfix_config_dir=str(a.etc)
+    )
+    settings = Settings(
+        default_days=None,
+        servers=(server,),
+        slack=SlackConfig(),
+        watch=WatchConfig(min_interval=0.5, max_interval=2),
+    )
+    bot = await make_bot(settings)
+    await bot.command("watch-slack-del@example.net")
+    await bot.audit.wait(1)
+    buttons = watch_buttons(bot)
+    assert set(buttons) == {WATCH_ACTION}
+    thread_ts = bot.thread()[1][0]["thread_ts"]
+    await press(bot, WATCH_ACTION, buttons[WATCH_ACTION], thread_ts)
+    await replies_saying(bot, "I'm watching 1 recipient")
+    postfix_cmd(a, "postsuper", "-d", qid)
+    [done] = await replies_saying(bot, "Done: every recipient has reached its end")
+    assert "slack-del@closed.test — deleted" in done["text"]
+
+    bot.fake.reset()
+    await bot.command("watch-slack-cancel@example.net", name="r2")
+    await bot.audit.wait(4)
+    buttons = watch_buttons(bot)
+    thread_ts = bot.thread()[1][0]["thread_ts"]
+    await press(bot, WATCH_ACTION, buttons[WATCH_ACTION], thread_ts)
+    await replies_saying(bot, "I'm watching 1 recipient")
+    cancel = watch_buttons(bot)[CANCEL_ACTION]
+    await press(bot, CANCEL_ACTION, cancel, thread_ts)
+    await replies_saying(bot, f"Stopped watching (cancelled by <@{USER}>).")
+    assert bot.audit.entries[-1].outcome is Outcome.WATCH_CANCELLED
