@@ -63,7 +63,8 @@ class Bot(Protocol):
 
 
 def waiting_targets(result: SearchResult, limit: int) -> list[tuple[Target, datetime | None]]:
-    """The recipients worth watching, with the time Postfix gives them up (when known)."""
+    """The recipients worth watching (their server's queue holds them now), with the time
+    Postfix gives them up (when known)."""
     live = {(s.host, s.queue_id): s for s in result.live}
     out: list[tuple[Target, datetime | None]] = []
     for journey in result.journeys:
@@ -73,10 +74,10 @@ def waiting_targets(result: SearchResult, limit: int) -> list[tuple[Target, date
             if not QUEUE_ID.match(o.queue_id):
                 continue
             state = live.get((o.host, o.queue_id))
-            if state is not None and state.queue_name is None:
-                continue  # gone since: asking again tells how it ended
+            if state is None or state.queue_name is None:
+                continue  # not read (queue: false, unreachable), or gone since: nothing to watch
             target = Target(server=o.host, queue_id=o.queue_id, address=o.address)
-            out.append((target, o.gives_up_at or (state.gives_up_at if state else None)))
+            out.append((target, o.gives_up_at or state.gives_up_at))
     return out[:limit]
 
 
