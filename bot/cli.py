@@ -6,6 +6,9 @@
 
 Exit statuses of `trace`: 0 found, 1 nothing found, 2 usage or configuration error,
 3 nothing could be searched (every server failed, or no log file could be read).
+Exit statuses of `watch`: 0 delivered, 1 bounced/expired/deleted (or otherwise not delivered),
+2 usage or configuration error (or a queue ID the server does not know), 4 still pending when
+the time limit ran out.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -36,6 +40,8 @@ from bot.sources.factory import build_sources, needs_ssh
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 EXIT_FOUND, EXIT_NOTHING, EXIT_USAGE, EXIT_SERVERS = 0, 1, 2, 3
+EXIT_PENDING = 4
+DURATION = re.compile(r"^([0-9]{1,6})([smh])$")
 
 
 YEAR_RANGE = (1970, 2200)  # ServerConfig.year's bounds
@@ -75,6 +81,14 @@ def zone_arg(text: str) -> str:
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def duration_arg(text: str) -> float:
+    """--timeout: a number and s, m or h."""
+    match = DURATION.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"must be like 90s, 10m or 2h, not {text!r}")
+    return float(int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]])
 
 
 def build_parser(lang: Language | None = None) -> argparse.ArgumentParser:
@@ -142,6 +156,20 @@ def build_parser(lang: Language | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="for mail that is not final, also ask the server's live queue (postqueue, postconf)",
     )
+
+    watch = sub.add_parser(
+        "watch",
+        help="wait until a queued mail is delivered, bounced, expired or deleted",
+        epilog="Exit status: 0 delivered, 1 bounced/expired/deleted, 2 usage or configuration "
+        "error, 4 still pending when the time limit ran out.",
+    )
+    watch.add_argument("queue_id", metavar="QUEUE_ID")
+    watch.add_argument("--server", required=True, metavar="NAME", help="the configured server")
+    watch.add_argument("--config", metavar="FILE")
+    watch.add_argument(
+        "--timeout", type=duration_arg, default=600.0, metavar="DURATION", help="90s, 10m, 2h"
+    )
+    watch.add_argument("--lang", choices=LANGUAGES)
 
     doctor = sub.add_parser("doctor", help="check every configured server and its log files")
     doctor.add_argument("--config", metavar="FILE")
@@ -224,6 +252,49 @@ def run_trace(args: argparse.Namespace) -> int:
     return EXIT_NOTHING
 
 
+def run_watch(args: argparse.Namespace) -> int:
+    from bot.render.watch import done_lines, target_line
+    from bot.sources.queue_commands import check_queue_ids
+    from bot.watch.follow import follow
+
+    settings = load_config(args)
+    lang = language(args.lang) if args.lang else language_from_env(os.environ)
+    try:
+        [queue_id] = check_queue_ids([args.queue_id])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    settings.server(args.server)  # a ConfigError names an unknown server
+
+    async def run() -> int:
+        pool = None
+        if needs_ssh(settings):
+            from bot.sources.ssh import SSHPool
+
+            pool = SSHPool(settings)
+        try:
+            sources = build_sources(settings, pool)
+            followed = await follow(settings, sources, args.server, queue_id, args.timeout)
+        finally:
+            if pool is not None:
+                await pool.close()
+        if followed.done:
+            sys.stdout.write("\n".join(done_lines(followed.targets, lang)) + "\n")
+            delivered = all(t.status == "sent" for t in followed.targets)
+            return EXIT_FOUND if delivered else EXIT_NOTHING
+        head = lang.gettext("Still not final after {timeout:.0f} s:").format(timeout=args.timeout)
+        lines = [head, *(target_line(t, lang) for t in followed.targets)]
+        if followed.unreachable:
+            lines.append(
+                lang.gettext("The server could not be asked: {why}").format(
+                    why=followed.unreachable
+                )
+            )
+        sys.stdout.write("\n".join(lines) + "\n")
+        return EXIT_PENDING
+
+    return asyncio.run(run())
+
+
 def run_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import check_servers, render_doctor
 
@@ -244,7 +315,7 @@ def run_serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"trace": run_trace, "doctor": run_doctor, "serve": run_serve}
+    handlers = {"trace": run_trace, "watch": run_watch, "doctor": run_doctor, "serve": run_serve}
     try:
         return handlers[args.command](args)
     except UsageError as exc:

@@ -38,6 +38,22 @@ class Limits(BaseModel):
     pass2_region_mb: float = Field(16, ge=0)
 
 
+class WatchConfig(BaseModel):
+    """Follow-ups: "tell me when it's done" watches (Slack) and `mailtrace watch` (CLI)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The SQLite file that keeps Slack watches across restarts; default: watches.sqlite3 beside
+    # the audit log, else $XDG_STATE_HOME/mailtrace (~/.local/state/mailtrace).
+    database: str | None = None
+    min_interval: float = Field(60, ge=0.2)  # seconds between the first polls of a watch
+    max_interval: float = Field(1800, ge=1)  # the back-off stops growing here
+    polls_per_server: int = Field(2, ge=1, le=16)  # queue checks at once per server
+    max_per_user: int = Field(5, ge=1)
+    max_per_workspace: int = Field(50, ge=1)
+    max_recipients: int = Field(20, ge=1, le=50)  # per watch
+
+
 class ServerConfig(BaseModel):
     """One Postfix server: where its logs are and how to reach it."""
 
@@ -134,6 +150,7 @@ class Settings(BaseModel):
     servers: tuple[ServerConfig, ...] = ()
     limits: Limits = Limits()
     slack: SlackConfig | None = None
+    watch: WatchConfig = WatchConfig()
     base_dir: Path = Path()
 
     @field_validator("timezone")
@@ -193,6 +210,10 @@ class SlackConfig(BaseModel):
     allowed_users: tuple[str, ...] = ()  # Slack user IDs; empty = anyone in the workspace
     allowed_usergroups: tuple[str, ...] = ()  # user group IDs (members may ask)
     allowed_channels: tuple[str, ...] = ()  # channel IDs; empty = any channel
+    # Who may press "Retry now" (postqueue -i on the server): user IDs and user group IDs.
+    # Nobody when both are empty.
+    operators: tuple[str, ...] = ()
+    operator_usergroups: tuple[str, ...] = ()
     audit_log: str | None = None  # JSON lines file; default: stderr log only
     rate_limit_per_minute: int = Field(6, ge=1)
     max_concurrent: int = Field(4, ge=1)

@@ -250,6 +250,7 @@ async def test_slack_thread_tells_the_live_queue(
     [entry] = await bot.audit.wait(1)
     assert entry.outcome is Outcome.ANSWERED
     _parent, replies = bot.thread()
-    [reply] = [text_of(r) for r in replies]
+    [reply, offer] = [text_of(r) for r in replies]  # the story, then the watch's offer
     assert "Still in mx-a's deferred queue since" in reply
+    assert "1 recipient is not final yet" in offer
     assert "Connection refused" in reply

@@ -58,6 +58,7 @@ from bot.slack.ratelimit import RateLimiter
 from bot.slack.rawlines import AnswerLines, RawLinesCache
 from bot.slack.running import RunningSearches
 from bot.slack.secrets import API_URL
+from bot.slack.watching import WatchDesk
 from bot.sources.source import LogSource
 
 logger = logging.getLogger("mailtrace.slack")
@@ -175,6 +176,9 @@ def build_app(
     )
     app.command(COMMAND)(bot.on_command)
     app.action(re.compile(rf"^{SHOW_LINES_ACTION}(:\d+)?$"))(bot.on_show_lines)
+    bot.watches.register(app)
+    with contextlib.suppress(RuntimeError):  # no event loop yet: started by the first watch
+        bot.watches.start()
     app.error(bot.on_error)
     return app
 
@@ -233,6 +237,7 @@ class MailtraceBot:
         self.limiter = RateLimiter(config.rate_limit_per_minute, monotonic=monotonic)
         self.raw_lines = RawLinesCache(monotonic=monotonic)
         self.progress_every_s = PROGRESS_EVERY_S
+        self.watches = WatchDesk(self, client)
         log_access(config, workspace)
 
     # ------------------------------------------------------------------ /mailtrace
@@ -321,6 +326,9 @@ class MailtraceBot:
             if not delivery.delivered:  # Slack refused every way: not an answer given
                 outcome, reason = Outcome.FAILED, "the answer could not be posted to Slack"
                 logger.error("answer_lost user=%s channel=%s", user, channel)
+            else:
+                thread = delivery.parent_ts if delivery.mode == "thread" else None
+                await self.watches.offer(result, delivery.channel, thread, user, lang)
         except asyncio.CancelledError:
             outcome, reason = Outcome.CANCELLED, "shutdown"
             task = asyncio.current_task()

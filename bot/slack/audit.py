@@ -38,6 +38,13 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"  # shutdown cancelled the search
     LINES_SHOWN = "lines_shown"  # the "Show log lines" button
     LINES_EXPIRED = "lines_expired"  # the button, after the lines left the cache
+    WATCH_STARTED = "watch_started"  # "Tell me when it's done"
+    WATCH_LIMITED = "watch_limited"  # refused: the user's or the workspace's limit
+    WATCH_DONE = "watch_done"  # every recipient final; the thread was told
+    WATCH_EXPIRED = "watch_expired"  # give-up time + a day passed first
+    WATCH_CANCELLED = "watch_cancelled"
+    WATCH_UNREACHABLE = "watch_unreachable"  # a server could not be asked (said once)
+    RETRY_REQUESTED = "retry_requested"  # "Retry now": postqueue -i ran
 
 
 def search_outcome(result: SearchResult) -> tuple[Outcome, str]:
