@@ -312,6 +312,7 @@ class LogSource:
         file), that grep is dropped unread and the chosen files are grepped anew. Either way the
         events are those of `grep(choose(list_files()), ...)`.
         """
+        self._ahead = None  # never a former question's pass 2
         predicted = [f.path for f in choose(self._files) if f.readable] if self._files else []
         if (
             predicted

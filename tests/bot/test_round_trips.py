@@ -1,4 +1,5 @@
-"""Remote commands per query: a warm source lists and greps in one; answers stay the same."""
+"""Remote commands per query: a warm source lists and greps both passes in one; answers stay
+the same."""
 
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ def _answer(result: SearchResult) -> str:
 
 
 async def test_warm_source_lists_and_greps_in_one_command(tmp_path: Path) -> None:
-    """Asked again, a source sends the listing and pass 1 as one command, and answers the same
-    as a source asked for the first time."""
+    """Asked again, a source sends the listing, pass 1 and pass 2 as one command, and answers
+    the same as a source asked for the first time."""
     _logs(tmp_path)
     settings = _settings(tmp_path)
     runner = RecordingRunner("mx")
@@ -81,8 +82,8 @@ async def test_warm_source_lists_and_greps_in_one_command(tmp_path: Path) -> Non
     stamp = datetime(2024, 5, 13, 23, 30, tzinfo=UTC).timestamp()
     os.utime(tmp_path / "mail.log", (stamp, stamp))
     second = await _ask(settings, source, "s@example.net 2024-05-13")
-    assert cold == 3  # listing, pass 1, pass 2
-    assert len(runner.commands) - cold == 2  # listing with pass 1, pass 2
+    assert cold == 2  # listing, pass 1 with pass 2
+    assert len(runner.commands) - cold == 1  # listing with both passes
     fresh = LogSource(settings.servers[0], LocalRunner("mx"), settings.limits)
     assert _answer(second) == _answer(await _ask(settings, fresh, "s@example.net 2024-05-13"))
     assert second.messages == first.messages
@@ -111,7 +112,7 @@ async def test_rotation_between_questions_gives_a_fresh_answer(tmp_path: Path) -
     assert _answer(rotated) == _answer(fresh)
     (message,) = rotated.messages
     assert message.queue_id == "AB12C2"
-    assert len(runner.commands) - before == 3  # listing (its grep dropped), pass 1, pass 2
+    assert len(runner.commands) - before == 2  # listing (its grep dropped), pass 1 with pass 2
     assert [Path(f.path).name for f in rotated.searched[0].files if f.searched] == ["mail.log.1"]
 
 
