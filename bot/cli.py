@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -206,6 +207,7 @@ async def trace(
 
 
 def run_trace(args: argparse.Namespace) -> int:
+    _log_to_stderr(os.environ.get("MAILTRACE_LOG_LEVEL", ""))
     settings = load_config(args)
     zone = zone_named(args.tz) if args.tz else settings.zone
     lang = language(args.lang) if args.lang else language_from_env(os.environ)
@@ -222,6 +224,18 @@ def run_trace(args: argparse.Namespace) -> int:
     if result.could_not_search:
         return EXIT_SERVERS
     return EXIT_NOTHING
+
+
+def _log_to_stderr(level: str) -> None:
+    """With MAILTRACE_LOG_LEVEL=debug, the search's own log (e.g. where the time went) goes
+    to stderr; libraries' logs stay off."""
+    if level.upper() not in ("DEBUG", "INFO"):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("mailtrace: %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("bot")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
 
 
 def run_doctor(args: argparse.Namespace) -> int:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from typing import Any
 
-from bot import followup, hops, nearmiss
+from bot import followup, hops, nearmiss, timings
 from bot.diagnose import diagnose
 from bot.errors import MailtraceError, SourceError, UsageError
 from bot.query import Query, TargetKind
@@ -36,6 +36,8 @@ from parsers.i18n import ENGLISH, Translator
 from parsers.journey import build_journeys
 from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message, Status
 from parsers.trace import START_KINDS, group_messages
+
+log = logging.getLogger(__name__)
 
 
 class _ServerState:
@@ -115,7 +117,22 @@ async def run_search(
     `progress(server, state)` is called as each chosen server finishes its first passes
     ("answered") or fails ("failed: REASON"), for callers that show progress.
     """
-    started = time.monotonic()
+    with timings.measuring() as watch:
+        result = await _search(query, settings, sources, now=now, progress=progress, tr=tr)
+    spent = watch.timings()
+    log.debug("%s: %s", query.text, timings.describe(spent))
+    return result.model_copy(update={"duration_s": spent.total_s, "timings": spent})
+
+
+async def _search(
+    query: Query,
+    settings: Settings,
+    sources: Sequence[LogSource],
+    *,
+    now: datetime,
+    progress: Callable[[str, str], None] | None,
+    tr: Translator,
+) -> SearchResult:
     chosen = choose_servers(query, sources)
     start, end = resolve_window(query, settings, now)
     # Every configured server can be a hop; only the chosen ones are searched for the needle.
@@ -135,6 +152,7 @@ async def run_search(
             failed = failures.get(name)
             progress(name, f"failed: {failed.reason}" if failed else "answered")
 
+    searching = timings.started()
     try:
         async with asyncio.timeout(settings.limits.query_timeout):
             await asyncio.gather(
@@ -163,9 +181,11 @@ async def run_search(
                     server=name, reason="timed out", detail="no answer before the query time limit"
                 )
 
-    events, hosts = hops.events_by_host(states)
-    grouped = group_messages(events, hops.host_resolver(resolver, settings, hosts), tr)
-    messages = hops.confirm_links(_relevant(grouped, states, hosts), states)
+    timings.add("search", searching)
+    with timings.phase("group"):
+        events, hosts = hops.events_by_host(states)
+        grouped = group_messages(events, hops.host_resolver(resolver, settings, hosts), tr)
+        messages = hops.confirm_links(_relevant(grouped, states, hosts), states)
     limit = settings.limits.max_messages
     found = len(messages) + sum(st.untraced for st in states.values())
     if found > limit:
@@ -184,12 +204,14 @@ async def run_search(
         ]
         for problem in dict.fromkeys([*unreadable, *st.problems]):
             notes.append(f"{st.source.name}: {problem}; its lines are missing from this answer.")
+    with timings.phase("journeys"):
+        journeys = build_journeys(messages, hops.lifetimes(settings, hosts), tr)
     result = SearchResult(
         query=query,
         window_start=start,
         window_end=end,
         messages=tuple(messages),
-        journeys=tuple(build_journeys(messages, hops.lifetimes(settings, hosts), tr)),
+        journeys=tuple(journeys),
         searched=tuple(_coverage(st) for st in states.values() if st.files or st.source in chosen),
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),
@@ -197,10 +219,11 @@ async def run_search(
         default_days=settings.default_days if query.start is None else None,
     )
     if not messages:
-        near = await _near_misses(query, states, chosen, start, end)
-        result = result.model_copy(update={"near": near})
-        result = result.model_copy(update={"diagnosis": tuple(diagnose(result))})
-    return result.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
+        with timings.phase("diagnose"):
+            near = await _near_misses(query, states, chosen, start, end)
+            result = result.model_copy(update={"near": near})
+            result = result.model_copy(update={"diagnosis": tuple(diagnose(result))})
+    return result
 
 
 async def _near_misses(
@@ -250,18 +273,19 @@ async def _first_passes(
         with_offsets=True,
         problems=st.problems,
     )
-    async for event in _counted(st, search):
-        if not matches(query, event):
+    with timings.phase("list_pass1", st.source.name):
+        async for event in _counted(st, search):
+            if not matches(query, event):
+                if _in_window(event, start, end):
+                    _note_stray(st, query, event)
+                continue
             if _in_window(event, start, end):
-                _note_stray(st, query, event)
-            continue
-        if _in_window(event, start, end):
-            if event.queue_id is None and event.kind in _SESSION_KINDS:
-                _note_stray(st, query, event)  # the client's session, not a message
-            else:
-                hits.append(event)
-        elif event.timestamp is not None:
-            _note_elsewhere(st, query, event.timestamp, asked_days)
+                if event.queue_id is None and event.kind in _SESSION_KINDS:
+                    _note_stray(st, query, event)  # the client's session, not a message
+                else:
+                    hits.append(event)
+            elif event.timestamp is not None:
+                _note_elsewhere(st, query, event.timestamp, asked_days)
     st.files, in_window = st.source.listed, st.source.chosen
     st.searched.update(f.path for f in in_window)
     hits = _earliest_messages(st, hits)
@@ -273,11 +297,15 @@ async def _first_passes(
     if query.kind is TargetKind.QUEUE_ID:
         st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
     region_bytes = int(st.source.limits.pass2_region_mb * 1024 * 1024)
-    await _trace_wanted(st, start, in_window, followup.regions(hits, in_window, region_bytes))
+    regions = followup.regions(hits, in_window, region_bytes)
+    await _trace_wanted(st, start, in_window, regions, stage="pass2")
     if not hits and not st.truncated:
-        await _look_outside(st, query, in_window)
-        if not st.other_times and not st.other_days:
-            st.similar = await nearmiss.similar_addresses(st.source, in_window, query, start, end)
+        with timings.phase("nearmiss", st.source.name):
+            await _look_outside(st, query, in_window)
+            if not st.other_times and not st.other_days:
+                st.similar = await nearmiss.similar_addresses(
+                    st.source, in_window, query, start, end
+                )
 
 
 _SESSION_KINDS = (EventKind.CONNECT, EventKind.DISCONNECT)
@@ -391,29 +419,34 @@ async def _trace_wanted(
     start: datetime | None,
     files: list[LogFile] | None = None,
     regions: dict[str, list[tuple[int, int]]] | None = None,
+    stage: str = "hops",
 ) -> None:
     """Pass 2: every line of the wanted queue IDs; widen to other files for open messages.
 
     With `regions` (large plain files), only the bytes around pass 1's hits are read first; a
     queue ID whose whole life (first line to `removed`) is not inside them is read in full.
+    Its time counts as `stage` (pass 2 after pass 1, or a hop round), the widening as
+    "followup".
     """
     todo = sorted(st.wanted - st.traced)
     if not todo:
         return
     st.traced.update(todo)
-    if not st.files:  # a server reached only as a hop
-        st.files = await st.source.list_files()
-    first = files if files is not None else [f for f in st.files if f.covers(start, None)]
-    if regions:
-        near = [f for f in first if f.path in regions]
-        await _grep_ids(st, near, todo, regions)
-        await _grep_ids(st, [f for f in first if f.path not in regions], todo)
-        partial = sorted(set(todo) - _whole_lives(st, todo))
-        if partial:
-            await _grep_ids(st, near, partial)
-    else:
-        await _grep_ids(st, first, todo)
-    await _widen(st, first, set(todo))
+    with timings.phase(stage, st.source.name):
+        if not st.files:  # a server reached only as a hop
+            st.files = await st.source.list_files()
+        first = files if files is not None else [f for f in st.files if f.covers(start, None)]
+        if regions:
+            near = [f for f in first if f.path in regions]
+            await _grep_ids(st, near, todo, regions)
+            await _grep_ids(st, [f for f in first if f.path not in regions], todo)
+            partial = sorted(set(todo) - _whole_lives(st, todo))
+            if partial:
+                await _grep_ids(st, near, partial)
+        else:
+            await _grep_ids(st, first, todo)
+    with timings.phase("followup", st.source.name):
+        await _widen(st, first, set(todo))
     # A line "X: ... queued as WANTED" names the previous hop's queue ID on this server.
     back = {
         e.queue_id
@@ -422,7 +455,7 @@ async def _trace_wanted(
     }
     if back:
         st.wanted.update(back)
-        await _trace_wanted(st, start)
+        await _trace_wanted(st, start, stage=stage)
 
 
 async def _widen(st: _ServerState, searched: list[LogFile], ids: set[str]) -> None:

@@ -23,6 +23,7 @@ from bot.errors import NoLogFiles
 from bot.settings import Limits, ServerConfig
 from bot.sources import commands
 from bot.sources.runner import CommandRunner
+from bot.timings import count_command
 from parsers.clock import fall_backs, hour_prefixes, second_pass
 from parsers.envelope import YearGuess, parse_envelope
 from parsers.models import LogEvent
@@ -102,6 +103,11 @@ class LogSource:
     def name(self) -> str:
         return self.server.name
 
+    def _run(self, command: str) -> AsyncIterator[str]:
+        """The runner's stream of `command`, counted for the question that sent it."""
+        count_command(self.name)
+        return self.runner.stream(command)
+
     @property
     def listed(self) -> list[LogFile]:
         """The files of the last listing, oldest first."""
@@ -113,7 +119,7 @@ class LogSource:
             self._files = await self._journal_days()
             return self._files
         command = commands.list_command(self.server.logs, self.limits.command_timeout)
-        return await self._files_from(self.runner.stream(command), read_heads=True)
+        return await self._files_from(self._run(command), read_heads=True)
 
     async def _files_from(self, lines: AsyncIterator[str], *, read_heads: bool) -> list[LogFile]:
         """The listing's lines (up to its end) as files. First lines not in the listing or the
@@ -169,7 +175,7 @@ class LogSource:
         plan can pick days like it picks rotated files (journalctl --since/--until reads them)."""
         directory = self.server.journal_directory
         ends = []
-        async for line in self.runner.stream(
+        async for line in self._run(
             commands.journal_ends_command(directory, self.limits.command_timeout)
         ):
             envelope = parse_envelope(line, zone=self.server.zone)
@@ -203,7 +209,7 @@ class LogSource:
             size, mtime = stats[path]
             found[(path, size, mtime)] = None
         command = commands.heads_command(paths, self.limits.command_timeout)
-        async for line in self.runner.stream(command):
+        async for line in self._run(command):
             path, _, first = line.partition("\t")
             if path not in stats:
                 continue
@@ -254,7 +260,7 @@ class LogSource:
                 journal_directory=self.server.journal_directory,
                 then_ids=then_ids,
             )
-            lines = self.runner.stream(command)
+            lines = self._run(command)
             if then_ids is not None:
                 lines = self._pass1_lines(lines, paths)
             async for event in self._events(lines, readable, with_offsets, regions, problems):
@@ -329,7 +335,7 @@ class LogSource:
                 with_offsets=with_offsets,
                 then_ids=then_ids,
             )
-            stream = cast(AsyncGenerator[str, None], self.runner.stream(command))  # both runners'
+            stream = cast(AsyncGenerator[str, None], self._run(command))  # both runners'
             async with contextlib.aclosing(stream) as lines:
                 files = await self._files_from(lines, read_heads=False)
                 self.chosen = choose(files)
@@ -417,7 +423,7 @@ class LogSource:
         by_path: dict[str, list[str]] = {f.path: [] for f in files}
         ordered = commands.longest_first(list(by_path))
         command = commands.grep_command(list(by_path), prefixes, self.limits.command_timeout)
-        async for line in self.runner.stream(command):
+        async for line in self._run(command):
             split = commands.split_grep_line(line, ordered, with_offsets=False)
             if split is not None:
                 by_path[split[0]].append(split[2])

@@ -17,6 +17,7 @@ from bot.search import run_search
 from bot.settings import Limits, Settings, load_settings
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
+from bot.timings import Timings
 from tests.test_fixture_scenarios import CAPTURE_HOSTS, DOC, HOSTS, OWN_CONFIG, _write_config
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
@@ -43,15 +44,17 @@ def _sources(settings: Settings) -> list[LogSource]:
 
 
 async def _answers(settings: Settings, question: str) -> tuple[list[str], int]:
-    """The JSON of a cold and of a warm answer (the same sources asked twice), and how many
-    commands both took."""
+    """The JSON of a cold and of a warm answer (the same sources asked twice), less their
+    timings, and how many commands both took (which their timings count too)."""
     sources = _sources(settings)
     query = parse_query(question, now=NOW, zone=UTC)
     answers: list[SearchResult] = []
     for _ in range(2):
         answers.append(await run_search(query, settings, sources, now=NOW))
     count = sum(s.runner.commands for s in sources if isinstance(s.runner, CountingRunner))
-    return [render_json(a.model_copy(update={"duration_s": 0.0})) for a in answers], count
+    assert sum(s.commands for a in answers for s in a.timings.servers) == count
+    blank = {"duration_s": 0.0, "timings": Timings()}
+    return [render_json(a.model_copy(update=blank)) for a in answers], count
 
 
 @pytest.fixture(scope="module")

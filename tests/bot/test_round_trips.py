@@ -15,6 +15,7 @@ from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
+from bot.timings import Timings
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
@@ -65,12 +66,12 @@ async def _ask(settings: Settings, source: LogSource, text: str) -> SearchResult
 
 
 def _answer(result: SearchResult) -> str:
-    return render_json(result.model_copy(update={"duration_s": 0.0}))
+    return render_json(result.model_copy(update={"duration_s": 0.0, "timings": Timings()}))
 
 
 async def test_warm_source_lists_and_greps_in_one_command(tmp_path: Path) -> None:
-    """Asked again, a source sends the listing, pass 1 and pass 2 as one command, and answers
-    the same as a source asked for the first time."""
+    """Asked again, a source sends the listing, pass 1 and pass 2 as one command (and the
+    answer's timings say so), and answers the same as a source asked for the first time."""
     _logs(tmp_path)
     settings = _settings(tmp_path)
     runner = RecordingRunner("mx")
@@ -84,6 +85,9 @@ async def test_warm_source_lists_and_greps_in_one_command(tmp_path: Path) -> Non
     second = await _ask(settings, source, "s@example.net 2024-05-13")
     assert cold == 2  # listing, pass 1 with pass 2
     assert len(runner.commands) - cold == 1  # listing with both passes
+    assert [(s.server, s.commands) for s in first.timings.servers] == [("mx", 2)]
+    assert [(s.server, s.commands) for s in second.timings.servers] == [("mx", 1)]
+    assert set(second.timings.phases) == {"search", "group", "journeys"}
     fresh = LogSource(settings.servers[0], LocalRunner("mx"), settings.limits)
     assert _answer(second) == _answer(await _ask(settings, fresh, "s@example.net 2024-05-13"))
     assert second.messages == first.messages
