@@ -18,22 +18,18 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError
-
-from bot.diagnose import for_local_files
 from bot.errors import ConfigError, MailtraceError, UsageError
 from bot.i18n import LANGUAGES, Language, language, language_from_env
-from bot.live_queue import check_live_queues
 from bot.query import parse_query, usage
-from bot.render.jsonout import render_json
-from bot.render.text import render_text
-from bot.result import SearchResult
-from bot.search import run_search
-from bot.settings import Settings, load_settings, local_settings
-from bot.sources.factory import build_sources, needs_ssh
+
+# The search, its settings and renderers are imported by the command that runs them, so that
+# `--help` and a usage error start in a fraction of the time.
+if TYPE_CHECKING:
+    from bot.result import SearchResult
+    from bot.settings import Settings
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 EXIT_FOUND, EXIT_NOTHING, EXIT_USAGE, EXIT_SERVERS = 0, 1, 2, 3
@@ -153,6 +149,10 @@ def build_parser(lang: Language | None = None) -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace) -> Settings:
+    from pydantic import ValidationError
+
+    from bot.settings import load_settings, local_settings
+
     if getattr(args, "log", None):
         try:
             return local_settings(args.log, zone=args.log_tz, year=args.year, central=args.central)
@@ -188,6 +188,10 @@ async def trace(
 ) -> SearchResult:
     """Run one query against the configured servers (the library call behind the CLI);
     `queue`: then ask the live queue about mail that is not final."""
+    from bot.live_queue import check_live_queues
+    from bot.search import run_search
+    from bot.sources.factory import build_sources, needs_ssh
+
     lang = lang or language("en")
     query = parse_query(text, now=now, zone=zone, tr=lang)
     pool = None
@@ -214,10 +218,16 @@ def run_trace(args: argparse.Namespace) -> int:
     text = " ".join(args.query)
     result = asyncio.run(trace(settings, text, zone, datetime.now(UTC), lang, queue=args.queue))
     if getattr(args, "log", None):
+        from bot.diagnose import for_local_files
+
         result = for_local_files(result)
     if args.format == "json":
+        from bot.render.jsonout import render_json
+
         sys.stdout.write(render_json(result))
     else:
+        from bot.render.text import render_text
+
         sys.stdout.write(render_text(result, zone, show_lines=args.lines, lang=lang))
     if result.messages:
         return EXIT_FOUND
