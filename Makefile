@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install clean i18n
+.PHONY: demo test lint install clean i18n bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Benchmarks (not tests): mailtrace next to plain grep and the hand procedure on a generated log
+# of BENCH_MB megabytes (made once, kept in the temp directory), then the warm bot's case over a
+# local sshd. Sized for a small machine: a few minutes.
+BENCH_MB ?= 128
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --size-mb $(BENCH_MB) --repeat 3
+	$(BIN)/python bench/warm.py --repeat 9
 
 # Re-extract every translatable message into the template and merge it into each catalog
 # (bot/locale/*/LC_MESSAGES/mailtrace.po); then list the msgids that still need a translation.

@@ -15,28 +15,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import ValidationError
-
-from bot.diagnose import for_local_files
 from bot.errors import ConfigError, MailtraceError, UsageError
 from bot.i18n import LANGUAGES, Language, language, language_from_env
-from bot.live_queue import check_live_queues
 from bot.query import parse_query, usage
-from bot.render.jsonout import render_json
-from bot.render.text import render_text
-from bot.result import SearchResult
-from bot.search import run_search
-from bot.settings import Settings, load_settings, local_settings
-from bot.sources.factory import build_sources, needs_ssh
+
+# The search, its settings and renderers are imported by the command that runs them, so that
+# `--help` and a usage error start in a fraction of the time.
+if TYPE_CHECKING:
+    from bot.result import SearchResult
+    from bot.settings import Settings
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 EXIT_FOUND, EXIT_NOTHING, EXIT_USAGE, EXIT_SERVERS = 0, 1, 2, 3
@@ -180,6 +177,10 @@ def build_parser(lang: Language | None = None) -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace) -> Settings:
+    from pydantic import ValidationError
+
+    from bot.settings import load_settings, local_settings
+
     if getattr(args, "log", None):
         try:
             return local_settings(args.log, zone=args.log_tz, year=args.year, central=args.central)
@@ -215,6 +216,10 @@ async def trace(
 ) -> SearchResult:
     """Run one query against the configured servers (the library call behind the CLI);
     `queue`: then ask the live queue about mail that is not final."""
+    from bot.live_queue import check_live_queues
+    from bot.search import run_search
+    from bot.sources.factory import build_sources, needs_ssh
+
     lang = lang or language("en")
     query = parse_query(text, now=now, zone=zone, tr=lang)
     pool = None
@@ -234,16 +239,23 @@ async def trace(
 
 
 def run_trace(args: argparse.Namespace) -> int:
+    _log_to_stderr(os.environ.get("MAILTRACE_LOG_LEVEL", ""))
     settings = load_config(args)
     zone = zone_named(args.tz) if args.tz else settings.zone
     lang = language(args.lang) if args.lang else language_from_env(os.environ)
     text = " ".join(args.query)
     result = asyncio.run(trace(settings, text, zone, datetime.now(UTC), lang, queue=args.queue))
     if getattr(args, "log", None):
+        from bot.diagnose import for_local_files
+
         result = for_local_files(result)
     if args.format == "json":
+        from bot.render.jsonout import render_json
+
         sys.stdout.write(render_json(result))
     else:
+        from bot.render.text import render_text
+
         sys.stdout.write(render_text(result, zone, show_lines=args.lines, lang=lang))
     if result.messages:
         return EXIT_FOUND
@@ -254,6 +266,7 @@ def run_trace(args: argparse.Namespace) -> int:
 
 def run_watch(args: argparse.Namespace) -> int:
     from bot.render.watch import done_lines, target_line
+    from bot.sources.factory import build_sources, needs_ssh
     from bot.sources.queue_commands import check_queue_ids
     from bot.watch.follow import follow
 
@@ -293,6 +306,18 @@ def run_watch(args: argparse.Namespace) -> int:
         return EXIT_PENDING
 
     return asyncio.run(run())
+
+
+def _log_to_stderr(level: str) -> None:
+    """With MAILTRACE_LOG_LEVEL=debug, the search's own log (e.g. where the time went) goes
+    to stderr; libraries' logs stay off."""
+    if level.upper() not in ("DEBUG", "INFO"):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("mailtrace: %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("bot")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
 
 
 def run_doctor(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from bot.query import Query
+from bot.timings import Timings
 from parsers.journey import Journey
 from parsers.models import Message
 from parsers.queue import LiveQueue
@@ -92,6 +93,7 @@ class SearchResult(BaseModel):
     default_days: int | None = None  # no date given: the last N days were searched (None: all)
     live: tuple[LiveQueue, ...] = ()  # the live queue of mail that is not final (bot.live_queue)
     duration_s: float = 0.0
+    timings: Timings = Timings()  # where the time went (bot.timings)
 
     @property
     def unreadable_files(self) -> tuple[tuple[str, str], ...]:

@@ -11,7 +11,7 @@ Strategy, per server and all servers at once:
          lies before (see bot/followup.py: the plan of pass 2);
   hops   a delivery that says "queued as NEWID" to another configured server continues there
          (and a message received from a configured server started there): trace NEWID on that
-         server the same way, as far as the hops go, never twice.
+         server the same way, as far as the hops go, never twice (see bot/hops.py).
 Every server's failure becomes a `SourceFailure` line; the others' results stay complete.
 """
 
@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
 from typing import Any
 
-from bot import followup, nearmiss
+from bot import followup, hops, nearmiss, timings
 from bot.diagnose import diagnose
 from bot.errors import MailtraceError, SourceError, UsageError
-from bot.loghost import HostResolver, onward_ids, relay_names, split_by_hostname
 from bot.query import Query, TargetKind
 from bot.result import FileCoverage, NearMisses, SearchResult, SourceCoverage, SourceFailure
 from bot.settings import Settings
@@ -36,7 +35,9 @@ from bot.sources.source import LogFile, LogSource
 from parsers.i18n import ENGLISH, Translator
 from parsers.journey import build_journeys
 from parsers.models import FINAL_STATUSES, EventKind, LogEvent, Message, Status
-from parsers.trace import START_KINDS, group_messages, resolve_local_relays
+from parsers.trace import START_KINDS, group_messages
+
+log = logging.getLogger(__name__)
 
 
 class _ServerState:
@@ -72,33 +73,6 @@ def resolve_window(
     if settings.default_days is None:
         return None, None
     return now - timedelta(days=settings.default_days), None
-
-
-class LinkResolver:
-    """Maps a relay= or client text to the configured server it names (or the same host)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.names = {server.name: server.names() for server in settings.servers}
-
-    def candidates(self, text: str) -> list[set[str]]:
-        """Names for `host[ip]:port`, most specific first: with the port, the host, the IP."""
-        return relay_names(text)
-
-    def server_for(self, text: str) -> str | None:
-        """The one configured server the text names; None when none does, or several equally."""
-        for level in self.candidates(text):
-            hits = [name for name, names in self.names.items() if level & names]
-            if len(hits) == 1:
-                return hits[0]
-            if hits:
-                return None
-        return None
-
-    def __call__(self, relay: str, host: str) -> str | None:
-        named = self.server_for(relay)
-        if named is not None:
-            return named
-        return resolve_local_relays(relay, host)
 
 
 def matches(query: Query, event: LogEvent) -> bool:
@@ -143,13 +117,28 @@ async def run_search(
     `progress(server, state)` is called as each chosen server finishes its first passes
     ("answered") or fails ("failed: REASON"), for callers that show progress.
     """
-    started = time.monotonic()
+    with timings.measuring() as watch:
+        result = await _search(query, settings, sources, now=now, progress=progress, tr=tr)
+    spent = watch.timings()
+    log.debug("%s: %s", query.text, timings.describe(spent))
+    return result.model_copy(update={"duration_s": spent.total_s, "timings": spent})
+
+
+async def _search(
+    query: Query,
+    settings: Settings,
+    sources: Sequence[LogSource],
+    *,
+    now: datetime,
+    progress: Callable[[str, str], None] | None,
+    tr: Translator,
+) -> SearchResult:
     chosen = choose_servers(query, sources)
     start, end = resolve_window(query, settings, now)
     # Every configured server can be a hop; only the chosen ones are searched for the needle.
     states = {s.name: _ServerState(s) for s in sources}
     failures: dict[str, SourceFailure] = {}
-    resolver = LinkResolver(settings)
+    resolver = hops.LinkResolver(settings)
     notes: list[str] = []
 
     async def guarded(name: str, work: Awaitable[None], report: bool = False) -> None:
@@ -163,6 +152,7 @@ async def run_search(
             failed = failures.get(name)
             progress(name, f"failed: {failed.reason}" if failed else "answered")
 
+    searching = timings.started()
     try:
         async with asyncio.timeout(settings.limits.query_timeout):
             await asyncio.gather(
@@ -172,7 +162,7 @@ async def run_search(
                 )
             )
             for _ in range(settings.limits.max_hops + 1):
-                if not _plan_hops(states, resolver, failures):
+                if not hops.plan_hops(states, resolver, failures):
                     break
                 await asyncio.gather(
                     *(
@@ -191,14 +181,11 @@ async def run_search(
                     server=name, reason="timed out", detail="no answer before the query time limit"
                 )
 
-    events, hosts = _events_by_host(states)
-    by_host = HostResolver(
-        resolver,
-        [h for h, name in hosts.items() if h != name],
-        {h: a for s in settings.servers if s.central for h, a in s.host_aliases.items()},
-    )
-    grouped = group_messages(events, by_host, tr)
-    messages = _confirm_links(_relevant(grouped, states, hosts), states)
+    timings.add("search", searching)
+    with timings.phase("group"):
+        events, hosts = hops.events_by_host(states)
+        grouped = group_messages(events, hops.host_resolver(resolver, settings, hosts), tr)
+        messages = hops.confirm_links(_relevant(grouped, states, hosts), states)
     limit = settings.limits.max_messages
     found = len(messages) + sum(st.untraced for st in states.values())
     if found > limit:
@@ -217,12 +204,14 @@ async def run_search(
         ]
         for problem in dict.fromkeys([*unreadable, *st.problems]):
             notes.append(f"{st.source.name}: {problem}; its lines are missing from this answer.")
+    with timings.phase("journeys"):
+        journeys = build_journeys(messages, hops.lifetimes(settings, hosts), tr)
     result = SearchResult(
         query=query,
         window_start=start,
         window_end=end,
         messages=tuple(messages),
-        journeys=tuple(build_journeys(messages, _lifetimes(settings, hosts), tr)),
+        journeys=tuple(journeys),
         searched=tuple(_coverage(st) for st in states.values() if st.files or st.source in chosen),
         failures=tuple(failures[n] for n in states if n in failures),
         notes=tuple(notes),
@@ -230,10 +219,11 @@ async def run_search(
         default_days=settings.default_days if query.start is None else None,
     )
     if not messages:
-        near = await _near_misses(query, states, chosen, start, end)
-        result = result.model_copy(update={"near": near})
-        result = result.model_copy(update={"diagnosis": tuple(diagnose(result))})
-    return result.model_copy(update={"duration_s": round(time.monotonic() - started, 3)})
+        with timings.phase("diagnose"):
+            near = await _near_misses(query, states, chosen, start, end)
+            result = result.model_copy(update={"near": near})
+            result = result.model_copy(update={"diagnosis": tuple(diagnose(result))})
+    return result
 
 
 async def _near_misses(
@@ -283,18 +273,19 @@ async def _first_passes(
         with_offsets=True,
         problems=st.problems,
     )
-    async for event in _counted(st, search):
-        if not matches(query, event):
+    with timings.phase("list_pass1", st.source.name):
+        async for event in _counted(st, search):
+            if not matches(query, event):
+                if _in_window(event, start, end):
+                    _note_stray(st, query, event)
+                continue
             if _in_window(event, start, end):
-                _note_stray(st, query, event)
-            continue
-        if _in_window(event, start, end):
-            if event.queue_id is None and event.kind in _SESSION_KINDS:
-                _note_stray(st, query, event)  # the client's session, not a message
-            else:
-                hits.append(event)
-        elif event.timestamp is not None:
-            _note_elsewhere(st, query, event.timestamp, asked_days)
+                if event.queue_id is None and event.kind in _SESSION_KINDS:
+                    _note_stray(st, query, event)  # the client's session, not a message
+                else:
+                    hits.append(event)
+            elif event.timestamp is not None:
+                _note_elsewhere(st, query, event.timestamp, asked_days)
     st.files, in_window = st.source.listed, st.source.chosen
     st.searched.update(f.path for f in in_window)
     hits = _earliest_messages(st, hits)
@@ -306,11 +297,15 @@ async def _first_passes(
     if query.kind is TargetKind.QUEUE_ID:
         st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
     region_bytes = int(st.source.limits.pass2_region_mb * 1024 * 1024)
-    await _trace_wanted(st, start, in_window, followup.regions(hits, in_window, region_bytes))
+    regions = followup.regions(hits, in_window, region_bytes)
+    await _trace_wanted(st, start, in_window, regions, stage="pass2")
     if not hits and not st.truncated:
-        await _look_outside(st, query, in_window)
-        if not st.other_times and not st.other_days:
-            st.similar = await nearmiss.similar_addresses(st.source, in_window, query, start, end)
+        with timings.phase("nearmiss", st.source.name):
+            await _look_outside(st, query, in_window)
+            if not st.other_times and not st.other_days:
+                st.similar = await nearmiss.similar_addresses(
+                    st.source, in_window, query, start, end
+                )
 
 
 _SESSION_KINDS = (EventKind.CONNECT, EventKind.DISCONNECT)
@@ -424,29 +419,34 @@ async def _trace_wanted(
     start: datetime | None,
     files: list[LogFile] | None = None,
     regions: dict[str, list[tuple[int, int]]] | None = None,
+    stage: str = "hops",
 ) -> None:
     """Pass 2: every line of the wanted queue IDs; widen to other files for open messages.
 
     With `regions` (large plain files), only the bytes around pass 1's hits are read first; a
     queue ID whose whole life (first line to `removed`) is not inside them is read in full.
+    Its time counts as `stage` (pass 2 after pass 1, or a hop round), the widening as
+    "followup".
     """
     todo = sorted(st.wanted - st.traced)
     if not todo:
         return
     st.traced.update(todo)
-    if not st.files:  # a server reached only as a hop
-        st.files = await st.source.list_files()
-    first = files if files is not None else [f for f in st.files if f.covers(start, None)]
-    if regions:
-        near = [f for f in first if f.path in regions]
-        await _grep_ids(st, near, todo, regions)
-        await _grep_ids(st, [f for f in first if f.path not in regions], todo)
-        partial = sorted(set(todo) - _whole_lives(st, todo))
-        if partial:
-            await _grep_ids(st, near, partial)
-    else:
-        await _grep_ids(st, first, todo)
-    await _widen(st, first, set(todo))
+    with timings.phase(stage, st.source.name):
+        if not st.files:  # a server reached only as a hop
+            st.files = await st.source.list_files()
+        first = files if files is not None else [f for f in st.files if f.covers(start, None)]
+        if regions:
+            near = [f for f in first if f.path in regions]
+            await _grep_ids(st, near, todo, regions)
+            await _grep_ids(st, [f for f in first if f.path not in regions], todo)
+            partial = sorted(set(todo) - _whole_lives(st, todo))
+            if partial:
+                await _grep_ids(st, near, partial)
+        else:
+            await _grep_ids(st, first, todo)
+    with timings.phase("followup", st.source.name):
+        await _widen(st, first, set(todo))
     # A line "X: ... queued as WANTED" names the previous hop's queue ID on this server.
     back = {
         e.queue_id
@@ -455,7 +455,7 @@ async def _trace_wanted(
     }
     if back:
         st.wanted.update(back)
-        await _trace_wanted(st, start)
+        await _trace_wanted(st, start, stage=stage)
 
 
 async def _widen(st: _ServerState, searched: list[LogFile], ids: set[str]) -> None:
@@ -539,59 +539,6 @@ def _count(st: _ServerState) -> bool:
     return True
 
 
-def _plan_hops(
-    states: dict[str, _ServerState], resolver: LinkResolver, failures: dict[str, SourceFailure]
-) -> bool:
-    """Queue every linked message (next hops, forwarded copies, bounce notices, the copy
-    before or after a content filter) and previous hops on the servers that have them;
-    True if any is new."""
-    new = False
-    for name, st in states.items():
-        if name in failures:
-            continue
-        if st.source.server.central:  # hops between the hosts whose lines share its files
-            onward = onward_ids(st.events, st.wanted)
-            st.wanted |= onward
-            new = new or bool(onward)
-        for message in group_messages(st.events, resolver):
-            for link in message.links:
-                if link.host is None:
-                    continue
-                target = states.get(link.host)
-                if target is not None and link.queue_id not in target.wanted:
-                    target.wanted.add(link.queue_id)
-                    new = True
-            if message.client and message.queue_id:
-                origin = resolver.server_for(message.client)
-                target = states.get(origin) if origin and origin != name else None
-                if target is not None and message.queue_id not in target.wanted:
-                    target.wanted.add(message.queue_id)  # greps "queued as ID" there
-                    new = True
-    return new
-
-
-def _confirm_links(messages: list[Message], states: dict[str, _ServerState]) -> list[Message]:
-    """A link names a server only if the message was found there (or could not be looked for).
-
-    A relay to a loopback port is taken for a content filter on the same host; when the queue
-    ID never shows up there, it went somewhere we do not search, and the link says so.
-    """
-    found = {(m.host, m.queue_id) for m in messages}
-    out = []
-    for m in messages:
-        links = tuple(
-            link.model_copy(update={"host": None})
-            if link.host is not None
-            and (link.host, link.queue_id) not in found
-            and link.host in states
-            and link.queue_id in states[link.host].traced
-            else link
-            for link in m.links
-        )
-        out.append(m if links == m.links else m.model_copy(update={"links": links}))
-    return out
-
-
 def _relevant(
     messages: Iterable[Message], states: dict[str, _ServerState], hosts: dict[str, str]
 ) -> list[Message]:
@@ -604,26 +551,6 @@ def _relevant(
         return st is not None and m.queue_id in st.wanted and not _other_life(st, m)
 
     return [m for m in messages if m.queue_id is None or wanted(m)]
-
-
-def _lifetimes(settings: Settings, hosts: dict[str, str]) -> dict[str, timedelta]:
-    own = {s.name: s.queue_lifetime_delta for s in settings.servers}
-    return {**{host: own[name] for host, name in hosts.items() if name in own}, **own}
-
-
-def _events_by_host(states: dict[str, _ServerState]) -> tuple[list[LogEvent], dict[str, str]]:
-    """Every event for grouping; a central log host's lines go to the hosts that wrote them.
-    Also returns host -> searched server, for those hosts."""
-    events: list[LogEvent] = []
-    hosts: dict[str, str] = {}
-    for name, st in states.items():
-        if st.source.server.central:
-            split, seen = split_by_hostname(name, st.events)
-            events.extend(split)
-            hosts.update(seen)
-        else:
-            events.extend(st.events)
-    return events, hosts
 
 
 def _coverage(st: _ServerState) -> SourceCoverage:

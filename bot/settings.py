@@ -36,6 +36,9 @@ class Limits(BaseModel):
     max_hops: int = Field(8, ge=0)
     # Pass 2 first reads this many megabytes around each hit in large plain files (0: off).
     pass2_region_mb: float = Field(16, ge=0)
+    # Pass 2 rides in pass 1's remote command while the files searched total at most this
+    # many megabytes (and no region applies to them); 0: always a command of its own.
+    pass2_ahead_mb: float = Field(16, ge=0)
 
 
 class WatchConfig(BaseModel):

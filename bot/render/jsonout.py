@@ -43,6 +43,7 @@ def result_document(result: SearchResult) -> dict[str, Any]:
         "diagnosis": data["diagnosis"],
         "other_days": data["other_days"],
         "duration_s": data["duration_s"],
+        "timings": data["timings"],
     }
 
 

@@ -10,7 +10,8 @@ check here is what runs everywhere.
 Output formats are parsed by the functions beside the builders:
 - list:  "SIZE<TAB>MTIME<TAB>READABLE<TAB>PATH" per file (find -printf, then test -r)
 - heads: "PATH<TAB>FIRST LINE" per file
-- grep:  "PATH:LINE" per matching line (grep -H, --label for decompressed files)
+- grep:  "PATH:LINE" per matching line (grep -H, --label for decompressed files); with pass 2
+         in the same command, "=2", "I<TAB>QUEUEID" per ID, then pass 2's "PATH:LINE"s
 """
 
 from __future__ import annotations
@@ -109,8 +110,36 @@ def list_and_grep_command(
     """The listing, a line "=", then `grep_command`'s output for `paths`: one round trip
     where the files to search are known from the last listing (and checked against this one)."""
     listing = _list_script(globs)
-    return wrap(
-        f"{listing}; echo {LISTING_END}; {_grep_script(paths, patterns, **options)}", timeout_s
+    then_ids = options.pop("then_ids", None)
+    grep = _grep_script(paths, patterns, **options)
+    if then_ids is not None:
+        grep = then_queue_ids(grep, paths, then_ids)
+    return wrap(f"{listing}; echo {LISTING_END}; {grep}", timeout_s)
+
+
+PASS2_MARK = "=2"  # between pass 1's output and the queue IDs' lines, see `then_queue_ids`
+IDS_PREFIX = "I\t"
+# The queue ID of a Postfix line: the word before ": " right after "program[pid]: ".
+_QUEUE_ID_SED = r"s/^[^]]*\]: \([0-9A-Za-z]\{5,\}\): .*/\1/p"
+
+
+def then_queue_ids(pass1: str, paths: Sequence[str], max_ids: int) -> str:
+    """Pass 1's script, then pass 2 in the same command: the marker line "=2", the queue IDs
+    that pass 1's lines name ("I<TAB>ID" each), and every line of `paths` holding one of them
+    (grep_command's format, no offsets). The IDs are picked out on the server by a fixed sed
+    expression (no user text); more than `max_ids` of them skip pass 2 (a broad query). The
+    exit status is pass 1's."""
+    pass2 = _grep_steps(paths, '-e "$ids"', {}, None)
+    return (
+        f"p1=$( {pass1} ); rc1=$?; "
+        '[ -n "$p1" ] && printf \'%s\\n\' "$p1"; '
+        f"echo {PASS2_MARK}; "
+        f"ids=$(printf '%s\\n' \"$p1\" | sed -n {shlex.quote(_QUEUE_ID_SED)} | sort -u); "
+        "n=$(printf '%s' \"$ids\" | grep -c ''); "
+        f'if [ -n "$ids" ] && [ "$n" -le {int(max_ids)} ]; then '
+        "printf 'I\\t%s\\n' $ids; "
+        f"( {pass2} ); fi; "
+        'exit "$rc1"'
     )
 
 
@@ -138,12 +167,14 @@ def grep_command(
     with_offsets: bool = False,
     regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
     journal_directory: str | None = None,
+    then_ids: int | None = None,
 ) -> str:
     """Fixed-string grep of `patterns` over `paths`, every matching line as 'PATH:LINE'.
 
     `with_offsets` adds grep's byte offset ('PATH:OFFSET:LINE'; in the file for plain files).
     `regions` limits plain files to byte ranges (start, length), read with `dd`, so that pass 2
-    reads a few megabytes around pass 1's hits instead of the whole file.
+    reads a few megabytes around pass 1's hits instead of the whole file. `then_ids` appends
+    pass 2 of the queue IDs the lines name (`then_queue_ids`).
     Exit status follows grep: 0 some match, 1 none, 2 an error (in any file).
     """
     script = _grep_script(
@@ -154,6 +185,8 @@ def grep_command(
         regions=regions,
         journal_directory=journal_directory,
     )
+    if then_ids is not None:  # and pass 2 of the queue IDs found, see `then_queue_ids`
+        script = then_queue_ids(script, paths, then_ids)
     return wrap(script, timeout_s)
 
 
@@ -175,7 +208,16 @@ def _grep_script(
             raise ValueError("patterns are single, non-empty lines")
     flags = ("-i " if ignore_case else "") + ("-b " if with_offsets else "")
     expr = flags + " ".join(f"-e {shlex.quote(p)}" for p in patterns)
-    regions = regions or {}
+    return _grep_steps(paths, expr, regions or {}, journal_directory)
+
+
+def _grep_steps(
+    paths: Sequence[str],
+    expr: str,
+    regions: Mapping[str, Sequence[tuple[int, int]]],
+    journal_directory: str | None,
+) -> str:
+    """The grep script for `expr`, grep's options and patterns as shell words."""
     plain = [p for p in paths if is_plain(p) and p not in regions]
     streams = [(p, _reader(p)) for p in paths if _suffix(p) is not None]
     streams += [(p, _journal_reader(p, journal_directory)) for p in paths if is_journal(p)]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import cast
 
@@ -22,6 +23,7 @@ from bot.errors import NoLogFiles
 from bot.settings import Limits, ServerConfig
 from bot.sources import commands
 from bot.sources.runner import CommandRunner
+from bot.timings import count_command
 from parsers.clock import fall_backs, hour_prefixes, second_pass
 from parsers.envelope import YearGuess, parse_envelope
 from parsers.models import LogEvent
@@ -54,6 +56,35 @@ def _in_repeated_hour(stamp: datetime | None) -> bool:
     return first is not None and second is not None and first > second
 
 
+@dataclass(frozen=True)
+class _Ahead:
+    """Pass 2 sent with pass 1 (`commands.then_queue_ids`): every line of `paths` that holds
+    one of `ids`, the queue IDs pass 1's lines name."""
+
+    paths: tuple[str, ...]
+    ids: frozenset[str]
+    lines: tuple[str, ...]
+
+    def serves(self, paths: Sequence[str], patterns: Sequence[str]) -> bool:
+        return tuple(paths) == self.paths and self.ids.issuperset(patterns)
+
+    def lines_for(self, patterns: Sequence[str]) -> AsyncIterator[str]:
+        """The lines a grep of `patterns` alone prints: those whose text holds one of them,
+        in the same order (and the files' problems, as it would report them)."""
+        ordered = commands.longest_first(self.paths)
+
+        async def lines() -> AsyncIterator[str]:
+            for line in self.lines:
+                if line.startswith(commands.PROBLEM_PREFIX):
+                    yield line
+                    continue
+                split = commands.split_grep_line(line, ordered)
+                if split is not None and any(p in split[2] for p in patterns):
+                    yield line
+
+        return lines()
+
+
 class LogSource:
     """One configured server (or the local machine) as a source of Postfix log lines."""
 
@@ -66,10 +97,16 @@ class LogSource:
         self.chosen: list[LogFile] = []  # the files `planned_grep` searched
         # repeated hour -> (the files it was read from, per path the lines of its second pass)
         self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
+        self._ahead: _Ahead | None = None  # pass 2's lines fetched with the last pass 1
 
     @property
     def name(self) -> str:
         return self.server.name
+
+    def _run(self, command: str) -> AsyncIterator[str]:
+        """The runner's stream of `command`, counted for the question that sent it."""
+        count_command(self.name)
+        return self.runner.stream(command)
 
     @property
     def listed(self) -> list[LogFile]:
@@ -82,7 +119,7 @@ class LogSource:
             self._files = await self._journal_days()
             return self._files
         command = commands.list_command(self.server.logs, self.limits.command_timeout)
-        return await self._files_from(self.runner.stream(command), read_heads=True)
+        return await self._files_from(self._run(command), read_heads=True)
 
     async def _files_from(self, lines: AsyncIterator[str], *, read_heads: bool) -> list[LogFile]:
         """The listing's lines (up to its end) as files. First lines not in the listing or the
@@ -138,7 +175,7 @@ class LogSource:
         plan can pick days like it picks rotated files (journalctl --since/--until reads them)."""
         directory = self.server.journal_directory
         ends = []
-        async for line in self.runner.stream(
+        async for line in self._run(
             commands.journal_ends_command(directory, self.limits.command_timeout)
         ):
             envelope = parse_envelope(line, zone=self.server.zone)
@@ -172,7 +209,7 @@ class LogSource:
             size, mtime = stats[path]
             found[(path, size, mtime)] = None
         command = commands.heads_command(paths, self.limits.command_timeout)
-        async for line in self.runner.stream(command):
+        async for line in self._run(command):
             path, _, first = line.partition("\t")
             if path not in stats:
                 continue
@@ -189,17 +226,28 @@ class LogSource:
         with_offsets: bool = False,
         regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
         problems: list[str] | None = None,
+        ahead: bool = False,
     ) -> AsyncGenerator[LogEvent, None]:
         """Events of every line in `files` that contains one of `patterns` (fixed strings).
 
         `with_offsets` records each line's byte offset (plain files); `regions` limits plain
         files to byte ranges (see `commands.grep_command`). A file that could not be read is
-        described in `problems` while the others are still searched.
+        described in `problems` while the others are still searched. With `ahead` (pass 1),
+        small files' pass 2 comes in the same command, and a later grep of those files for
+        queue IDs it holds is answered from it (`_Ahead`): the same lines, no round trip.
         """
         readable = [f for f in files if f.readable]
         if not readable or not patterns:
             return
         paths = [f.path for f in readable]
+        ahead_of = self._ahead
+        plain = not (ignore_case or with_offsets or regions)
+        if ahead_of is not None and plain and ahead_of.serves(paths, patterns):
+            lines = ahead_of.lines_for(patterns)
+            async for event in self._events(lines, readable, False, None, problems):
+                yield event
+            return
+        then_ids = self._then_ids(readable, patterns) if ahead else None
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
             chunk = patterns[chunk_start : chunk_start + commands.MAX_PATTERNS]
             command = commands.grep_command(
@@ -210,10 +258,49 @@ class LogSource:
                 with_offsets=with_offsets,
                 regions=regions,
                 journal_directory=self.server.journal_directory,
+                then_ids=then_ids,
             )
-            lines = self.runner.stream(command)
+            lines = self._run(command)
+            if then_ids is not None:
+                lines = self._pass1_lines(lines, paths)
             async for event in self._events(lines, readable, with_offsets, regions, problems):
                 yield event
+
+    def _then_ids(self, files: Sequence[LogFile], patterns: Sequence[str]) -> int | None:
+        """How many queue IDs pass 2 may take in pass 1's command; None: not for these files
+        (the journal, files large enough for pass 2's regions, patterns in several chunks)."""
+        # Only small files: there a second read costs less than a round trip, and when pass 2
+        # cannot use it (other IDs, other files) little is lost. A file that pass 2 would read
+        # in regions (larger than one region) is never small.
+        most = self.limits.pass2_ahead_mb
+        if self.limits.pass2_region_mb > 0:
+            most = min(most, self.limits.pass2_region_mb)
+        if (
+            self.server.source == "journald"
+            or len(patterns) > commands.MAX_PATTERNS
+            or sum(f.size for f in files) > most * 1024 * 1024
+        ):
+            return None
+        return min(commands.MAX_PATTERNS, 2 * self.limits.max_messages)
+
+    async def _pass1_lines(self, lines: AsyncIterator[str], paths: list[str]) -> AsyncIterator[str]:
+        """Pass 1's lines of a command with pass 2 after them; pass 2 is kept in `_ahead`."""
+        self._ahead = None
+        async for line in lines:
+            if line == commands.PASS2_MARK:
+                break
+            yield line
+        else:
+            return
+        ids: set[str] = set()
+        rest: list[str] = []
+        async for line in lines:
+            if line.startswith(commands.IDS_PREFIX):
+                ids.add(line[len(commands.IDS_PREFIX) :])
+            else:
+                rest.append(line)
+        if ids:
+            self._ahead = _Ahead(tuple(paths), frozenset(ids), tuple(rest))
 
     async def planned_grep(
         self,
@@ -231,12 +318,14 @@ class LogSource:
         file), that grep is dropped unread and the chosen files are grepped anew. Either way the
         events are those of `grep(choose(list_files()), ...)`.
         """
+        self._ahead = None  # never a former question's pass 2
         predicted = [f.path for f in choose(self._files) if f.readable] if self._files else []
         if (
             predicted
             and self.server.source != "journald"
             and len(patterns) <= commands.MAX_PATTERNS
         ):
+            then_ids = self._then_ids([f for f in choose(self._files) if f.readable], patterns)
             command = commands.list_and_grep_command(
                 self.server.logs,
                 predicted,
@@ -244,14 +333,18 @@ class LogSource:
                 self.limits.command_timeout,
                 ignore_case=ignore_case,
                 with_offsets=with_offsets,
+                then_ids=then_ids,
             )
-            stream = cast(AsyncGenerator[str, None], self.runner.stream(command))  # both runners'
+            stream = cast(AsyncGenerator[str, None], self._run(command))  # both runners'
             async with contextlib.aclosing(stream) as lines:
                 files = await self._files_from(lines, read_heads=False)
                 self.chosen = choose(files)
                 readable = [f for f in self.chosen if f.readable]
                 if [f.path for f in readable] == predicted:
-                    async for event in self._events(lines, readable, with_offsets, None, problems):
+                    found: AsyncIterator[str] = lines
+                    if then_ids is not None:
+                        found = self._pass1_lines(lines, predicted)
+                    async for event in self._events(found, readable, with_offsets, None, problems):
                         yield event
                     return
             log.debug("%s: the files to search changed since the last listing", self.name)
@@ -265,6 +358,7 @@ class LogSource:
             ignore_case=ignore_case,
             with_offsets=with_offsets,
             problems=problems,
+            ahead=True,
         )
         async with contextlib.aclosing(search) as events:
             async for event in events:
@@ -329,7 +423,7 @@ class LogSource:
         by_path: dict[str, list[str]] = {f.path: [] for f in files}
         ordered = commands.longest_first(list(by_path))
         command = commands.grep_command(list(by_path), prefixes, self.limits.command_timeout)
-        async for line in self.runner.stream(command):
+        async for line in self._run(command):
             split = commands.split_grep_line(line, ordered, with_offsets=False)
             if split is not None:
                 by_path[split[0]].append(split[2])

@@ -185,3 +185,21 @@ def test_console_script_help() -> None:
         check=True,
     )
     assert "TARGET [DATE] [TIME] [on SERVER]" in done.stdout
+
+
+def test_help_does_not_load_the_search() -> None:
+    """`mailtrace trace --help` loads the query grammar only: not the search, the settings,
+    the renderers, SSH or Slack (they are most of the start-up time)."""
+    probe = (
+        "import sys\n"
+        "from bot.cli import main\n"
+        "try:\n"
+        "    main(['trace', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ['bot.search', 'bot.settings', 'bot.render.text', 'asyncssh', 'slack_bolt', 'yaml']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert "usage: mailtrace trace" in done.stdout
+    assert done.stderr.strip() == ""

@@ -1,4 +1,5 @@
-"""Remote commands per query: a warm source lists and greps in one; answers stay the same."""
+"""Remote commands per query: a warm source lists and greps both passes in one; answers stay
+the same."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
+from bot.timings import Timings
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
@@ -64,12 +66,12 @@ async def _ask(settings: Settings, source: LogSource, text: str) -> SearchResult
 
 
 def _answer(result: SearchResult) -> str:
-    return render_json(result.model_copy(update={"duration_s": 0.0}))
+    return render_json(result.model_copy(update={"duration_s": 0.0, "timings": Timings()}))
 
 
 async def test_warm_source_lists_and_greps_in_one_command(tmp_path: Path) -> None:
-    """Asked again, a source sends the listing and pass 1 as one command, and answers the same
-    as a source asked for the first time."""
+    """Asked again, a source sends the listing, pass 1 and pass 2 as one command (and the
+    answer's timings say so), and answers the same as a source asked for the first time."""
     _logs(tmp_path)
     settings = _settings(tmp_path)
     runner = RecordingRunner("mx")
@@ -81,8 +83,11 @@ async def test_warm_source_lists_and_greps_in_one_command(tmp_path: Path) -> Non
     stamp = datetime(2024, 5, 13, 23, 30, tzinfo=UTC).timestamp()
     os.utime(tmp_path / "mail.log", (stamp, stamp))
     second = await _ask(settings, source, "s@example.net 2024-05-13")
-    assert cold == 3  # listing, pass 1, pass 2
-    assert len(runner.commands) - cold == 2  # listing with pass 1, pass 2
+    assert cold == 2  # listing, pass 1 with pass 2
+    assert len(runner.commands) - cold == 1  # listing with both passes
+    assert [(s.server, s.commands) for s in first.timings.servers] == [("mx", 2)]
+    assert [(s.server, s.commands) for s in second.timings.servers] == [("mx", 1)]
+    assert set(second.timings.phases) == {"search", "group", "journeys"}
     fresh = LogSource(settings.servers[0], LocalRunner("mx"), settings.limits)
     assert _answer(second) == _answer(await _ask(settings, fresh, "s@example.net 2024-05-13"))
     assert second.messages == first.messages
@@ -111,7 +116,7 @@ async def test_rotation_between_questions_gives_a_fresh_answer(tmp_path: Path) -
     assert _answer(rotated) == _answer(fresh)
     (message,) = rotated.messages
     assert message.queue_id == "AB12C2"
-    assert len(runner.commands) - before == 3  # listing (its grep dropped), pass 1, pass 2
+    assert len(runner.commands) - before == 2  # listing (its grep dropped), pass 1 with pass 2
     assert [Path(f.path).name for f in rotated.searched[0].files if f.searched] == ["mail.log.1"]
 
 
