@@ -212,7 +212,7 @@ def run_trace(args: argparse.Namespace) -> int:
     text = " ".join(args.query)
     result = asyncio.run(trace(settings, text, zone, datetime.now(UTC), lang, queue=args.queue))
     if getattr(args, "log", None):
-        result = for_local_files(result)
+        result = for_local_files(result, lang)
     if args.format == "json":
         sys.stdout.write(render_json(result))
     else:
