@@ -317,8 +317,10 @@ class MailtraceBot:
             query = parse_query(text, now=self.clock(), zone=zone, tr=lang)
             sources = list(self.sources_factory())
             names = [s.name for s in choose_servers(query, sources)]
-            note = lang.gettext(
-                "Waiting for a free search slot…" if self.running.busy else "Searching…"
+            note = (
+                lang.gettext("Waiting for a free search slot…")
+                if self.running.busy
+                else lang.gettext("Searching…")
             )
             await delivery.start(render_progress(query.describe(lang), names, note, lang))
             async with self.running.slot():
