@@ -20,7 +20,7 @@ never_reached (likely, not certain).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from bot import nearmiss
 from bot.errors import failure_words
@@ -185,7 +185,7 @@ def _elsewhere(result: SearchResult, lang: Language) -> list[Diagnosis]:
     found = []
     if result.other_days:
         days = result.other_days
-        shown = _(", ").join(days[:7]) + (" …" if len(days) > 7 else "")
+        shown = _(", ").join(_day(d, lang) for d in days[:7]) + (" …" if len(days) > 7 else "")
         found.append(
             Diagnosis(
                 code="other_days",
@@ -360,6 +360,11 @@ def _sentence_gap(lang: Language) -> str:
 def _fmt(moment: datetime, zone: tzinfo, lang: Language) -> str:
     local = moment.astimezone(zone)
     return f"{lang.minute(local)} {_zone_name(local)}"
+
+
+def _day(iso: str, lang: Language) -> str:
+    """'2024-05-13' (a date the search found) as the language writes a day."""
+    return lang.day(datetime.combine(date.fromisoformat(iso), time(0)))
 
 
 def _zone_name(moment: datetime) -> str:

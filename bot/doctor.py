@@ -153,11 +153,7 @@ def render_doctor(rows: Sequence[DoctorRow], zone: tzinfo = UTC, lang: Language 
     good = sum(row.ok for row in rows)
     lines.append("")
     if rows:
-        lines.append(
-            lang.ngettext("{ok} of {n} server ok", "{ok} of {n} servers ok", len(rows)).format(
-                ok=good, n=len(rows)
-            )
-        )
+        lines.append(_("{ok} of {n} servers ok").format(ok=good, n=len(rows)))
     else:
         lines.append(_("no servers configured"))
     return "\n".join(line.rstrip() for line in lines) + "\n"
@@ -215,8 +211,7 @@ def _row_for_files(
         )
     else:
         undated = sum(1 for f in readable if f.first_seen is None)
-        reason = lang.ngettext("{n} log file readable", "{n} log files readable", len(files))
-        reason = reason.format(n=len(files))
+        reason = _("{n} log files readable").format(n=len(files))
         if undated:
             reason += _("; the first line of {n} could not be dated").format(n=undated)
     return DoctorRow(

@@ -216,11 +216,7 @@ def render_thread(
     shown = view.verdicts[:PARENT_VERDICTS]
     if len(view.verdicts) > len(shown):
         more = len(view.verdicts) - len(shown)
-        shown.append(
-            lang.ngettext(
-                "…and {n} more mail in the thread.", "…and {n} more mails in the thread.", more
-            ).format(n=more)
-        )
+        shown.append(_("…and {n} more mails in the thread.").format(n=more))
     parent_blocks = sections(
         shown or [view.empty_summary or _("I found no log line for it; the thread says why.")],
         title=view.headline,
@@ -315,10 +311,8 @@ def _grouped(
         for pages in details
         for page in pages
     )
-    note = lang.ngettext(
-        "{n} mails: their stories are grouped several to a reply ({replies} reply).",
-        "{n} mails: their stories are grouped several to a reply ({replies} replies).",
-        len(replies),
+    note = lang.gettext(
+        "{n} mails: their stories are grouped several to a reply ({replies} replies)."
     ).format(n=len(details), replies=len(replies))
     head = SlackMessage(text=fallback([headline, note]), blocks=tuple(context([note])))
     return [head, *replies]
