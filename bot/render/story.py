@@ -5,7 +5,8 @@ the verdict from the asker's side ("Delivered to 1 of 2 — x bounced: the mailb
 exist"), then one line per recipient saying where it ended and why, indented details under it
 (road, the server's own words, times, who acts), the notices the mail caused, and last a small
 evidence line with the servers and queue IDs (what an admin greps for, not what a teammate
-needs). No markup: the renderers escape and decorate.
+needs). The time lines under a recipient come from `times`, the live queue's from `live`. No
+markup: the renderers escape and decorate.
 """
 
 from __future__ import annotations
