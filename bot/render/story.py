@@ -364,7 +364,12 @@ def _evidence(j: Journey, messages: Sequence[Message], lang: Language) -> list[s
                 servers=", ".join(dict.fromkeys(accepted))
             )
         )
-    out.extend(f"{_(_NOTICE_WORDS[n.kind])}: {n.host} {n.queue_id}" for n in j.notices)
+    out.extend(
+        _("{notice}: {host} {queue_id}").format(
+            notice=_(_NOTICE_WORDS[n.kind]), host=n.host, queue_id=n.queue_id
+        )
+        for n in j.notices
+    )
     if j.message_id:
         out.append(f"Message-ID: <{j.message_id}>")
     if j.client:
