@@ -264,10 +264,7 @@ class _Joiner:
         outcomes: dict[str, Outcome] = {}
         for root in roots:
             for r in self.m[root].recipients:
-                for outcome in self.follow(root, r, (), root, set()):
-                    asked = r.orig_to or r.address
-                    if outcome.address != asked and outcome.orig_to != asked:
-                        outcome = outcome.model_copy(update={"orig_to": asked})
+                for outcome in self.follow(root, r, (), root, set(), (), r.orig_to or r.address):
                     seen = outcomes.get(outcome.address)
                     if seen is None or _stamp(outcome.at) >= _stamp(seen.at):
                         outcomes[outcome.address] = outcome
@@ -312,7 +309,8 @@ class _Joiner:
         road: tuple[str, ...],
         root: int,
         seen: set[int],
-        hold_ups: tuple[str, ...] = (),
+        hold_ups: tuple[str, ...],
+        asked: str,
     ) -> list[Outcome]:
         """The outcomes recipient `r` of message `i` leads to (several after an alias)."""
         msg = self.m[i]
@@ -336,10 +334,10 @@ class _Joiner:
                 if self.m[j].host == msg.host and (r.content_filter or _is_filter(r)):
                     step = (*road, "content filter")
                 for x in self._continued(j, r):
-                    out.extend(self.follow(j, x, step, root, seen, hold_ups))
+                    out.extend(self.follow(j, x, step, root, seen, hold_ups, asked))
             if out:
                 return out
-        return [self.outcome(i, r, road, root).model_copy(update={"hold_ups": hold_ups})]
+        return [self.outcome(i, r, road, root, hold_ups, asked)]
 
     def hold_up(self, i: int, r: Recipient) -> str:
         """'mx1 needed 2 attempts; mx2 answered “450 4.7.1 …” first (09:00:13 UTC)'."""
@@ -361,7 +359,17 @@ class _Joiner:
         matching = [x for x in self.m[j].recipients if _continues(x, r)]
         return matching or list(self.m[j].recipients)
 
-    def outcome(self, i: int, r: Recipient, road: tuple[str, ...], root: int) -> Outcome:
+    def outcome(
+        self,
+        i: int,
+        r: Recipient,
+        road: tuple[str, ...],
+        root: int,
+        hold_ups: tuple[str, ...],
+        asked: str,
+    ) -> Outcome:
+        """Recipient `r` of message `i` at the end of its road; `asked` is the address the
+        sender used (kept as orig_to when an alias led elsewhere)."""
         msg = self.m[i]
         status, explanation, action_by = r.status, r.explanation, r.action_by
         refusal = self.refusal_for(i, r)
@@ -379,6 +387,11 @@ class _Joiner:
         elif refused_by is not None and status is Status.BOUNCED:
             # Our own next hop refused it: the same "who acts" as that refusal on its own.
             action_by = explain_status(Status.REJECTED, r.dsn, None, self.tr)[1]
+        elif refused_by is not None and status is Status.EXPIRED:
+            # It was our own next hop that kept saying "later": nobody outside can fix that.
+            action_by = self.tr.gettext(
+                "us (the mail team): our own {host} kept refusing it for now"
+            ).format(host=refused_by)
         end = _end_of_road(r)
         full_road = road if end is None or status is not Status.SENT else (*road, end)
         if refused_by is not None and refused_by not in full_road:
@@ -388,7 +401,8 @@ class _Joiner:
         lifetime = self.lifetimes.get(self.m[root].host, DEFAULT_QUEUE_LIFETIME)
         return Outcome(
             address=r.address,
-            orig_to=r.orig_to,
+            orig_to=asked if asked not in (r.address, r.orig_to) else r.orig_to,
+            hold_ups=hold_ups,
             status=status,
             host=msg.host,
             queue_id=msg.queue_id,

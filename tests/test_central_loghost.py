@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,3 +124,27 @@ def test_without_central_the_file_is_one_server(
     config = _config(tmp_path, central_log)
     doc = _json(capsys, "from-split@example.net", "--config", str(config))
     assert {m["host"] for m in doc["messages"]} == {"loghost"}
+
+
+def test_every_time_in_the_json_is_written_one_way(
+    tmp_path: Path, central_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every timestamp in the JSON document, in journeys, messages, coverage and window, is
+    ISO 8601 with a +HH:MM offset (never a `Z` beside `+00:00`)."""
+    config = _config(tmp_path, central_log, central=True, host_aliases=ALIASES)
+    doc = _json(capsys, "from-greylist@example.net", "2026-11-30", "--config", str(config))
+    stamps: list[str] = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+\S*", value):
+            stamps.append(value)
+
+    walk(doc)
+    assert len(stamps) > 10  # journeys, messages, recipients, files, the window
+    assert all(re.fullmatch(r".*[+-]\d\d:\d\d", s) for s in stamps), stamps

@@ -352,3 +352,20 @@ def test_a_4xx_refusal_at_the_door_is_for_now_not_rejected(
     text = capsys.readouterr().out
     assert "⏳ Refused for now by mx-b" in text
     assert "🚫" not in text
+
+
+def test_one_failure_names_the_same_actor_on_every_hop(
+    configs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refusals by our own next hop: a 5.1.1 bounce is the sender's to fix, as mx-b's refusal
+    alone would say; an expiry after mx-b kept saying "later" is ours, naming mx-b."""
+    bounced = _trace(configs["two-hosts"], capsys, "from-bounce@example.net", "on", "mx-a,mx-b")
+    [rcpt] = bounced["journeys"][0]["recipients"]
+    alone = _trace(configs["two-hosts"], capsys, "from-bounce@example.net", "on", "mx-b")
+    [refusal] = alone["journeys"][0]["recipients"]
+    assert (rcpt["refused_by"], refusal["status"]) == ("mx-b", "rejected")
+    assert rcpt["action_by"] == refusal["action_by"] == "the sender: check the address"
+    expired = _trace(configs["two-hosts"], capsys, "from-expired@example.net", "on", "mx-a,mx-b")
+    [late] = expired["journeys"][0]["recipients"]
+    assert late["status"] == "expired"
+    assert late["action_by"] == "us (the mail team): our own mx-b kept refusing it for now"

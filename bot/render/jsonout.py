@@ -23,7 +23,7 @@ def result_document(result: SearchResult) -> dict[str, Any]:
                 "start": first.isoformat() if first else None,
                 "end": last.isoformat() if last else None,
                 "lines_read": coverage.lines_read,
-                "files": [f.model_dump(mode="json") for f in coverage.files],
+                "files": [_times_with_offsets(f.model_dump()) for f in coverage.files],
             }
         )
     return {

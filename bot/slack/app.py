@@ -330,6 +330,9 @@ class MailtraceBot:
             key = self._keep_lines(view, delivery)
             await delivery.finish(render_thread(view, key, lang))
             outcome, reason = search_outcome(result)
+            if not delivery.delivered:  # Slack refused every way: not an answer given
+                outcome, reason = Outcome.FAILED, "the answer could not be posted to Slack"
+                logger.error("answer_lost user=%s channel=%s", user, channel)
         except asyncio.CancelledError:
             outcome, reason = Outcome.CANCELLED, "shutdown"
             task = asyncio.current_task()

@@ -3,7 +3,10 @@
 Strategy: every request ends in exactly one `AuditEntry` (who, where, what was asked, which
 servers were searched, what came back, how long it took, and the outcome). Entries are appended
 to the configured file, or logged on the `mailtrace.audit` logger when there is none. A failing
-audit write is logged loudly but never turns into a failed answer.
+audit write (disk full, file unwritable) never turns into a failed answer: it is logged loudly
+once, and again only after a write has succeeded in between, when the number of entries lost
+meanwhile is logged. The entries themselves never go to the service log: the audit log stays the
+one place that records who asked what.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class AuditLog:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self._lost = 0  # entries not written since the last write that succeeded
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuditLog:
@@ -96,4 +100,15 @@ class AuditLog:
             with self.path.open("a", encoding="utf-8") as out:
                 out.write(line + "\n")
         except OSError as exc:
-            logger.error("audit_write_failed path=%s error=%r entry=%s", self.path, exc, line)
+            if not self._lost:
+                logger.error(
+                    "audit_write_failed path=%s error=%s (answers go on; entries are lost until "
+                    "a write succeeds)",
+                    self.path,
+                    exc.strerror or type(exc).__name__,
+                )
+            self._lost += 1
+            return
+        if self._lost:
+            logger.warning("audit_write_recovered path=%s lost_entries=%d", self.path, self._lost)
+            self._lost = 0

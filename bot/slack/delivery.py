@@ -105,6 +105,7 @@ class Delivery:
         self.parent_ts: str | None = None
         self.hint: str | None = None  # why we answer through response_url, for the asker
         self.failures: list[str] = []
+        self.delivered = False  # some part of the answer reached the asker (set by finish)
 
     async def start(self, progress: SlackMessage) -> None:
         """Post the parent (a progress note); switch to response_url if we may not post."""
@@ -141,17 +142,19 @@ class Delivery:
         """Replace the progress note with the summary and post the replies under it."""
         if self.mode == "respond" or self.parent_ts is None:
             for message in render_for_respond(thread, self.hint, self.lang):
-                await self._respond(message)
+                self.delivered |= await self._respond(message)
             return
         try:
             await self.client.chat_update(
                 channel=self.channel, ts=self.parent_ts, **thread.parent.as_kwargs()
             )
+            self.delivered = True
         except SLACK_CALL_FAILED as exc:
             self.failures.append(f"summary: {slack_error(exc)}")
-            await self._reply(thread.parent)  # the summary in the thread rather than nowhere
+            # the summary in the thread rather than nowhere
+            self.delivered |= await self._reply(thread.parent)
         for reply in thread.replies:
-            await self._reply(reply)
+            self.delivered |= await self._reply(reply)
         if self.failures:
             await self._respond(
                 render_notice(

@@ -316,26 +316,34 @@ class SSHPool:
         sessions = self._sessions_for(hop, limits)
         await sessions.acquire()
         try:
-            for attempt in (1, 2):
+            reconnected = False
+            pauses = iter(REFUSED_RETRY_S)
+            while True:
                 conn = await self._connect(hop, server.name)
                 try:
                     proc = await conn.create_process(
                         command, encoding="utf-8", errors="replace", stdin=asyncssh.DEVNULL
                     )
                 except asyncssh.ChannelOpenError as exc:
-                    raise CommandFailed(
-                        server.name, f"the server refused a new SSH session: {exc.reason}"
-                    ) from exc
+                    # sshd refuses a session over its MaxSessions (another client on the same
+                    # account, a smaller MaxSessions): a slot is usually free a moment later.
+                    pause = next(pauses, None)
+                    if pause is None:
+                        raise CommandFailed(
+                            server.name, f"the server refused a new SSH session: {exc.reason}"
+                        ) from exc
+                    log.info("ssh_session_refused server=%s retry_in=%.2fs", server.name, pause)
+                    await asyncio.sleep(pause)
                 except (asyncssh.DisconnectError, OSError) as exc:
                     # A reused connection can die between two queries: connect again, once.
                     self._forget(hop, conn)
-                    if attempt == 2:
+                    if reconnected:
                         raise ConnectFailed(
                             server.name, f"the SSH connection was lost: {_reason(exc)}"
                         ) from exc
+                    reconnected = True
                 else:
                     return _Channel(proc, conn, sessions)
-            raise AssertionError("unreachable")  # pragma: no cover
         except BaseException:
             sessions.release()
             raise
