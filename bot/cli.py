@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError, MailtraceError, UsageError
@@ -88,92 +88,155 @@ def duration_arg(text: str) -> float:
     return float(int(match[1]) * {"s": 1, "m": 60, "h": 3600}[match[2]])
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help with its one fixed word, "usage: ", in the reader's language (argparse
+    looks its words up in its own gettext domain, for which no catalog is installed)."""
+
+    usage_prefix = "usage: "
+
+    def add_usage(self, usage: Any, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, self.usage_prefix if prefix is None else prefix)
+
+
+def _formatter(lang: Language) -> type[argparse.HelpFormatter]:
+    return type("_Formatter", (_HelpFormatter,), {"usage_prefix": lang.gettext("usage: ")})
+
+
+def _sub_parser(sub: Any, name: str, lang: Language, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand's parser with argparse's own words (help, section titles) in `lang`."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, add_help=False, formatter_class=_formatter(lang), **kwargs
+    )
+    _own_words(parser, lang)
+    return parser
+
+
+def _own_words(parser: argparse.ArgumentParser, lang: Language) -> None:
+    _ = lang.gettext
+    parser._positionals.title = _("positional arguments")
+    parser._optionals.title = _("options")
+    parser.add_argument("-h", "--help", action="help", help=_("show this help message and exit"))
+
+
+def lang_in(argv: Sequence[str]) -> str | None:
+    """The --lang a command line gives (read before argparse, so that --help is in it)."""
+    for index, arg in enumerate(argv):
+        if arg == "--lang" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--lang="):
+            return arg.partition("=")[2]
+    return None
+
+
 def build_parser(lang: Language | None = None) -> argparse.ArgumentParser:
-    """The argument parser; the query grammar in --help is in `lang` (the terminal's)."""
+    """The argument parser, its help in `lang` (the terminal's, or --lang's: see `main`)."""
     lang = lang or language_from_env(os.environ)
+    _ = lang.gettext
     parser = _Parser(
         prog="mailtrace",
-        description="Tell what happened to an email, from Postfix logs (local or over SSH).",
+        description=_("Tell what happened to an email, from Postfix logs (local or over SSH)."),
+        add_help=False,
+        formatter_class=_formatter(lang),
     )
+    _own_words(parser, lang)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    trace = sub.add_parser(
+    trace = _sub_parser(
+        sub,
         "trace",
-        help="trace a message, as /mailtrace would",
-        description=lang.gettext("Trace a message. QUERY is what you would type after /mailtrace.")
+        lang,
+        help=_("trace a message, as /mailtrace would"),
+        description=_("Trace a message. QUERY is what you would type after /mailtrace.")
         + "\n\n"
         + usage(lang),
-        epilog=(
+        epilog=_(
             "Without --log or --config, the configuration in $MAILTRACE_CONFIG is used, else "
             "the bundled demo (real Postfix logs). Exit status: 0 found, 1 nothing found, "
             "2 usage or configuration error, 3 nothing could be searched."
         ),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    trace.add_argument("query", nargs="+", help="e.g. sender2@example.net 2024-05-13 10:00")
+    trace.add_argument("query", nargs="+", help=_("e.g. sender2@example.net 2024-05-13 10:00"))
     trace.add_argument(
         "--log",
         action="append",
         metavar="PATH",
-        help="search these local files (repeatable; globs and .gz/.bz2/.xz/.zst allowed)",
+        help=_("search these local files (repeatable; globs and .gz/.bz2/.xz/.zst allowed)"),
     )
-    trace.add_argument("--config", metavar="FILE", help="YAML configuration (servers, limits)")
+    trace.add_argument("--config", metavar="FILE", help=_("YAML configuration (servers, limits)"))
     trace.add_argument("--format", choices=("text", "json"), default="text")
     trace.add_argument(
         "--tz",
         metavar="ZONE",
         type=zone_arg,
-        help="your time zone for dates and times (default: the config's)",
+        help=_("your time zone for dates and times (default: the config's)"),
     )
     trace.add_argument(
         "--log-tz",
         metavar="ZONE",
         type=zone_arg,
         default="UTC",
-        help="zone of the --log files' lines (UTC)",
+        help=_("zone of the --log files' lines (UTC)"),
     )
     trace.add_argument(
         "--year",
         type=year_arg,
-        help="year the --log files were last written, for yearless lines (default: their mtime)",
+        help=_("year the --log files were last written, for yearless lines (default: their mtime)"),
     )
     trace.add_argument(
         "--central",
         action="store_true",
-        help="the --log files come from a central log host: name each line by its syslog host",
+        help=_("the --log files come from a central log host: name each line by its syslog host"),
     )
-    trace.add_argument("--lines", action="store_true", help="show each message's raw log lines")
-    trace.add_argument(
-        "--lang",
-        choices=LANGUAGES,
-        help="language of the answer (default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG)",
-    )
+    trace.add_argument("--lines", action="store_true", help=_("show each message's raw log lines"))
+    _lang_option(trace, lang)
     trace.add_argument(
         "--queue",
         action="store_true",
-        help="for mail that is not final, also ask the server's live queue (postqueue, postconf)",
+        help=_(
+            "for mail that is not final, also ask the server's live queue (postqueue, postconf)"
+        ),
     )
 
-    watch = sub.add_parser(
+    watch = _sub_parser(
+        sub,
         "watch",
-        help="wait until a queued mail is delivered, bounced, expired or deleted",
-        epilog="Exit status: 0 delivered, 1 bounced/expired/deleted, 2 usage or configuration "
-        "error, 4 still pending when the time limit ran out.",
+        lang,
+        help=_("wait until a queued mail is delivered, bounced, expired or deleted"),
+        epilog=_(
+            "Exit status: 0 delivered, 1 bounced/expired/deleted, 2 usage or configuration "
+            "error, 4 still pending when the time limit ran out."
+        ),
     )
     watch.add_argument("queue_id", metavar="QUEUE_ID")
-    watch.add_argument("--server", required=True, metavar="NAME", help="the configured server")
-    watch.add_argument("--config", metavar="FILE")
+    watch.add_argument("--server", required=True, metavar="NAME", help=_("the configured server"))
+    watch.add_argument("--config", metavar="FILE", help=_("YAML configuration (servers, limits)"))
     watch.add_argument(
-        "--timeout", type=duration_arg, default=600.0, metavar="DURATION", help="90s, 10m, 2h"
+        "--timeout",
+        type=duration_arg,
+        default=600.0,
+        metavar="DURATION",
+        help=_("how long to wait: 90s, 10m, 2h"),
     )
-    watch.add_argument("--lang", choices=LANGUAGES)
+    _lang_option(watch, lang)
 
-    doctor = sub.add_parser("doctor", help="check every configured server and its log files")
-    doctor.add_argument("--config", metavar="FILE")
+    doctor = _sub_parser(
+        sub, "doctor", lang, help=_("check every configured server and its log files")
+    )
+    doctor.add_argument("--config", metavar="FILE", help=_("YAML configuration (servers, limits)"))
+    _lang_option(doctor, lang)
 
-    serve = sub.add_parser("serve", help="run the Slack bot (Socket Mode or HTTP)")
-    serve.add_argument("--config", metavar="FILE")
+    serve = _sub_parser(sub, "serve", lang, help=_("run the Slack bot (Socket Mode or HTTP)"))
+    serve.add_argument("--config", metavar="FILE", help=_("YAML configuration (servers, limits)"))
     return parser
+
+
+def _lang_option(parser: argparse.ArgumentParser, lang: Language) -> None:
+    parser.add_argument(
+        "--lang",
+        choices=LANGUAGES,
+        help=lang.gettext(
+            "language of the answer (default: from LANGUAGE, LC_ALL, LC_MESSAGES or LANG)"
+        ),
+    )
 
 
 def load_config(args: argparse.Namespace) -> Settings:
@@ -248,7 +311,7 @@ def run_trace(args: argparse.Namespace) -> int:
     if getattr(args, "log", None):
         from bot.diagnose import for_local_files
 
-        result = for_local_files(result)
+        result = for_local_files(result, lang)
     if args.format == "json":
         from bot.render.jsonout import render_json
 
@@ -324,8 +387,9 @@ def run_doctor(args: argparse.Namespace) -> int:
     from bot.doctor import check_servers, render_doctor
 
     settings = load_config(args)
-    rows = asyncio.run(check_servers(settings))
-    sys.stdout.write(render_doctor(rows))
+    lang = language(args.lang) if args.lang else language_from_env(os.environ)
+    rows = asyncio.run(check_servers(settings, lang=lang))
+    sys.stdout.write(render_doctor(rows, lang=lang))
     return 0 if all(row.ok for row in rows) else EXIT_SERVERS
 
 
@@ -338,7 +402,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = lang_in(argv)
+    parser = build_parser(language(chosen) if chosen in LANGUAGES else None)
     args = parser.parse_args(argv)
     handlers = {"trace": run_trace, "watch": run_watch, "doctor": run_doctor, "serve": run_serve}
     try:

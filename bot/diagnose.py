@@ -20,79 +20,99 @@ never_reached (likely, not certain).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
 from bot import nearmiss
+from bot.errors import failure_words
+from bot.i18n import ENGLISH, Language
 from bot.query import Query, TargetKind
 from bot.result import Diagnosis, SearchResult
+from parsers.i18n import N_, Translator
 
 MAX_EVIDENCE = 5
 
 
-def diagnose(result: SearchResult) -> list[Diagnosis]:
-    """Ranked causes for an empty result (certain ones first), each with its evidence."""
+def diagnose(result: SearchResult, tr: Translator = ENGLISH) -> list[Diagnosis]:
+    """Ranked causes for an empty result (certain ones first), each with its evidence, worded
+    in `tr` (the asker's language; a `Language` also writes the evidence's times its way)."""
+    lang = tr if isinstance(tr, Language) else ENGLISH
     certain = [
-        *_could_not_read(result),
-        *_elsewhere(result),
-        *_window_outside_logs(result),
+        *_could_not_read(result, lang),
+        *_elsewhere(result, lang),
+        *_window_outside_logs(result, lang),
     ]
-    likely = _similar(result)
+    likely = _similar(result, lang)
     explained = any(d.code != "window_partly_before_retention" for d in certain) or bool(likely)
     if not explained:
-        likely.append(_never_reached(result))
+        likely.append(_never_reached(result, lang))
     return [*certain, *likely]
 
 
-def for_local_files(result: SearchResult) -> SearchResult:
+_LOCAL_STEPS = {
+    "servers_failed": N_(
+        "Check the path given with --log (a file, or a glob that matches one; nothing "
+        "matched it, or it could not be read), then ask again."
+    ),
+    "files_unreadable": N_(
+        "Run as a user who can read the file (root, or a member of the group that owns it, "
+        "often `adm`), or give --log a readable copy, then ask again."
+    ),
+}
+
+
+def for_local_files(result: SearchResult, lang: Language = ENGLISH) -> SearchResult:
     """The same causes for `--log PATH` (no configuration, no servers): `mailtrace doctor` checks
     configured servers and says nothing about these files, so the next steps name what applies
     (the path, its permissions)."""
-    steps = {
-        "servers_failed": (
-            "Check the path given with --log (a file, or a glob that matches one; nothing "
-            "matched it, or it could not be read), then ask again."
-        ),
-        "files_unreadable": (
-            "Run as a user who can read the file (root, or a member of the group that owns it, "
-            "often `adm`), or give --log a readable copy, then ask again."
-        ),
-    }
     diagnosis = tuple(
-        d.model_copy(update={"next_step": steps[d.code]}) if d.code in steps else d
+        d.model_copy(update={"next_step": lang.gettext(_LOCAL_STEPS[d.code])})
+        if d.code in _LOCAL_STEPS
+        else d
         for d in result.diagnosis
     )
     return result.model_copy(update={"diagnosis": diagnosis})
 
 
-def _could_not_read(result: SearchResult) -> list[Diagnosis]:
+def _could_not_read(result: SearchResult, lang: Language) -> list[Diagnosis]:
+    _ = lang.gettext
     found = []
     if result.failures:
-        names = _names(f.server for f in result.failures)
+        names = _names((f.server for f in result.failures), lang)
         found.append(
             Diagnosis(
                 code="servers_failed",
-                cause=f"{names} could not be searched; the mail may be in {_their(result)} logs.",
-                evidence=tuple(f"{f.server}: {f.reason}: {f.detail}" for f in result.failures),
-                next_step="Run `mailtrace doctor` to see why, fix it, then ask again.",
+                cause=lang.ngettext(
+                    "{servers} could not be searched; the mail may be in its logs.",
+                    "{servers} could not be searched; the mail may be in their logs.",
+                    len(result.failures),
+                ).format(servers=names),
+                evidence=tuple(
+                    f"{f.server}: {failure_words(f.reason, lang)}: {f.detail}"
+                    for f in result.failures
+                ),
+                next_step=_("Run `mailtrace doctor` to see why, fix it, then ask again."),
                 for_operator=True,
             )
         )
     unreadable = result.unreadable_files
     if unreadable:
-        names = _names(server for server, _ in unreadable)
+        names = _names((server for server, _path in unreadable), lang)
         count = len(unreadable)
         evidence = [f"{server}: {path}" for server, path in unreadable[:MAX_EVIDENCE]]
         if count > MAX_EVIDENCE:
-            evidence.append(f"… and {count - MAX_EVIDENCE} more")
+            evidence.append(_("… and {n} more").format(n=count - MAX_EVIDENCE))
         found.append(
             Diagnosis(
                 code="files_unreadable",
-                cause=(
-                    f"{count} log file{_s(count)} on {names} could not be read (permission "
-                    f"denied); the mail may be in {'it' if count == 1 else 'them'}."
-                ),
+                cause=lang.ngettext(
+                    "{n} log file on {servers} could not be read (permission denied); the mail "
+                    "may be in it.",
+                    "{n} log files on {servers} could not be read (permission denied); the mail "
+                    "may be in them.",
+                    count,
+                ).format(n=count, servers=names),
                 evidence=tuple(evidence),
-                next_step=(
+                next_step=_(
                     "Give the search user read access to the logs (e.g. the `adm` group), "
                     "check with `mailtrace doctor`, then ask again."
                 ),
@@ -102,175 +122,217 @@ def _could_not_read(result: SearchResult) -> list[Diagnosis]:
     return found
 
 
-def _window_outside_logs(result: SearchResult) -> list[Diagnosis]:
+def _window_outside_logs(result: SearchResult, lang: Language) -> list[Diagnosis]:
+    _ = lang.gettext
     start, end = result.window_start, result.window_end
     zone = result.query.zone
-    after, before, partly = [], [], []
+    newest = _("{server}'s newest log line was written {time}")
+    oldest = _("{server}'s oldest log line is from {time}")
+    after: dict[str, str] = {}
+    before: dict[str, str] = {}
+    partly: dict[str, str] = {}
     for coverage in result.searched:
         first, last = coverage.span
+        name = coverage.server
         if start is not None and last is not None and start >= last:
-            after.append(f"{coverage.server}'s newest log line was written {_fmt(last, zone)}")
+            after[name] = newest.format(server=name, time=_fmt(last, zone, lang))
         elif end is not None and first is not None and end <= first:
-            before.append(f"{coverage.server}'s oldest log line is from {_fmt(first, zone)}")
+            before[name] = oldest.format(server=name, time=_fmt(first, zone, lang))
         elif start is not None and first is not None and start < first:
-            partly.append(f"{coverage.server}'s oldest log line is from {_fmt(first, zone)}")
+            partly[name] = oldest.format(server=name, time=_fmt(first, zone, lang))
     found = []
     if after:
         found.append(
             Diagnosis(
                 code="window_after_logs",
-                cause=f"{_servers_in(after)} {_have(after)} no logs yet for that time.",
-                evidence=tuple(after),
-                next_step="Check the date; if it is right, logging may have stopped there.",
+                cause=lang.ngettext(
+                    "{servers} has no logs yet for that time.",
+                    "{servers} have no logs yet for that time.",
+                    len(after),
+                ).format(servers=_names(after, lang)),
+                evidence=tuple(after.values()),
+                next_step=_("Check the date; if it is right, logging may have stopped there."),
             )
         )
     if before:
         found.append(
             Diagnosis(
                 code="window_before_retention",
-                cause=(
-                    f"The logs of {_servers_in(before)} start after that time "
-                    "(rotated away, or not kept)."
-                ),
-                evidence=tuple(before),
-                next_step="Older logs may be archived; ask whoever keeps them.",
+                cause=_(
+                    "The logs of {servers} start after that time (rotated away, or not kept)."
+                ).format(servers=_names(before, lang)),
+                evidence=tuple(before.values()),
+                next_step=_("Older logs may be archived; ask whoever keeps them."),
             )
         )
     if partly:
         found.append(
             Diagnosis(  # a fact, but it explains nothing: the rest of the window was read
                 code="window_partly_before_retention",
-                cause=(
-                    f"Part of the time asked about is older than the logs of {_servers_in(partly)}."
+                cause=_("Part of the time asked about is older than the logs of {servers}.").format(
+                    servers=_names(partly, lang)
                 ),
-                evidence=tuple(partly),
+                evidence=tuple(partly.values()),
             )
         )
     return found
 
 
-def _elsewhere(result: SearchResult) -> list[Diagnosis]:
+def _elsewhere(result: SearchResult, lang: Language) -> list[Diagnosis]:
+    _ = lang.gettext
     query, near = result.query, result.near
+    what = query.describe_target(lang)
     found = []
     if result.other_days:
         days = result.other_days
-        shown = ", ".join(days[:7]) + (" …" if len(days) > 7 else "")
+        shown = _(", ").join(_day(d, lang) for d in days[:7]) + (" …" if len(days) > 7 else "")
         found.append(
             Diagnosis(
                 code="other_days",
-                cause="It was logged, but on other days than the one asked about.",
-                evidence=(f"lines naming {_what(query)} on: {shown}",),
-                next_step=f"Ask again with one of those dates: `{_ask(query, days[-1])}`.",
+                cause=_("It was logged, but on other days than the one asked about."),
+                evidence=(_("lines naming {what} on: {days}").format(what=what, days=shown),),
+                next_step=_("Ask again with one of those dates: `{query}`.").format(
+                    query=_ask(query, days[-1])
+                ),
             )
         )
     if near.other_times:
         local = [t.astimezone(query.zone) for t in near.other_times]
-        shown = ", ".join(list(dict.fromkeys(f"{t:%Y-%m-%d %H:%M}" for t in local))[:5])
+        times = list(dict.fromkeys(lang.minute(t) for t in local))[:5]
         found.append(
             Diagnosis(
                 code="outside_time_of_day",
-                cause="It was logged that day, but not within an hour of the time asked about.",
-                evidence=(f"lines naming {_what(query)} at: {shown} ({_zone_name(local[0])})",),
-                next_step=(
-                    f"Ask again with that time, `{_ask(query, f'{local[0]:%Y-%m-%d %H:%M}')}`, "
-                    f"or the whole day, `{_ask(query, f'{local[0]:%Y-%m-%d}')}`."
+                cause=_("It was logged that day, but not within an hour of the time asked about."),
+                evidence=(
+                    _("lines naming {what} at: {times} ({zone})").format(
+                        what=what, times=_(", ").join(times), zone=_zone_name(local[0])
+                    ),
+                ),
+                next_step=_(
+                    "Ask again with that time, `{at_time}`, or the whole day, `{day}`."
+                ).format(
+                    at_time=_ask(query, f"{local[0]:%Y-%m-%d %H:%M}"),
+                    day=_ask(query, f"{local[0]:%Y-%m-%d}"),
                 ),
             )
         )
     if near.other_servers:
-        names = _names(near.other_servers)
+        names = _names(near.other_servers, lang)
         found.append(
             Diagnosis(
                 code="other_servers",
-                cause=f"It was logged on {names}, which the query left out with `on …`.",
-                evidence=(f"lines naming {_what(query)} on {names} in the same window",),
-                next_step=f"Ask again without `on …`: `{_ask(query, _dates(query))}`.",
+                cause=_("It was logged on {servers}, which the query left out with `on …`.").format(
+                    servers=names
+                ),
+                evidence=(
+                    _("lines naming {what} on {servers} in the same window").format(
+                        what=what, servers=names
+                    ),
+                ),
+                next_step=_("Ask again without `on …`: `{query}`.").format(
+                    query=_ask(query, _dates(query))
+                ),
             )
         )
     if near.other_role:
         found.append(
             Diagnosis(
                 code="other_role",
-                cause=(
-                    f"{_what(query)} appears in the logs, but not as the sender, recipient or "
-                    "queue ID of a message (e.g. in a header, a login, a relay name)."
-                ),
+                cause=_(
+                    "{what} appears in the logs, but not as the sender, recipient or queue ID of "
+                    "a message (e.g. in a header, a login, a relay name)."
+                ).format(what=what),
                 evidence=tuple(_shorten(line) for line in near.other_role),
-                next_step="Read the lines above: they say what it was instead.",
+                next_step=_("Read the lines above: they say what it was instead."),
             )
         )
     if near.connections:
-        found.append(_connection_no_mail(query, near.connections))
+        found.append(_connection_no_mail(query, near.connections, lang))
     return found
 
 
-def _connection_no_mail(query: Query, sessions: Sequence[str]) -> Diagnosis:
+def _connection_no_mail(query: Query, sessions: Sequence[str], lang: Language) -> Diagnosis:
     """The client came and went without a queued mail; asked by sender, the sessions that
     named it (e.g. in a pipelined MAIL FROM) lead to the client, whose query tells the rest."""
-    step = (
+    _ = lang.gettext
+    step = _(
         "The sending side gave up: its own logs say why (TLS settings, a timeout, a rejected "
         "command)."
     )
+    clients = [] if query.kind is TargetKind.CLIENT_IP else nearmiss.clients_in(sessions)
     if query.kind is TargetKind.CLIENT_IP:
-        who = "The client"
+        cause = _(
+            "The client connected, but no mail was queued (it disconnected, timed out, failed "
+            "TLS or made too many errors)."
+        )
+    elif clients:
+        cause = _(
+            "A client sending as {what} ({clients}) connected, but no mail was queued (it "
+            "disconnected, timed out, failed TLS or made too many errors)."
+        ).format(what=query.describe_target(lang), clients=_names(clients, lang))
+        asks = _(", ").join(f"`{_ask(query, _dates(query), ip)}`" for ip in clients[:3])
+        step += _sentence_gap(lang) + _("To see its whole session: {queries}.").format(queries=asks)
     else:
-        clients = nearmiss.clients_in(sessions)
-        who = f"A client sending as {_what(query)}"
-        if clients:
-            who += f" ({_names(clients)})"
-            step += " To see its whole session: " + ", ".join(
-                f"`{_ask(query, _dates(query), ip)}`" for ip in clients[:3]
-            )
-            step += "."
+        cause = _(
+            "A client sending as {what} connected, but no mail was queued (it disconnected, "
+            "timed out, failed TLS or made too many errors)."
+        ).format(what=query.describe_target(lang))
     return Diagnosis(
         code="connection_no_mail",
-        cause=(
-            f"{who} connected, but no mail was queued (it disconnected, timed out, failed TLS "
-            "or made too many errors)."
-        ),
-        evidence=tuple(_shorten(line) for line in sessions),
+        cause=cause,
+        evidence=tuple(_shorten(nearmiss.reword_count(line, lang)) for line in sessions),
         next_step=step,
     )
 
 
-def _similar(result: SearchResult) -> list[Diagnosis]:
+def _similar(result: SearchResult, lang: Language) -> list[Diagnosis]:
+    _ = lang.gettext
     similar = result.near.similar
     if not similar:
         return []
     query = result.query
+    asks = _(", ").join(f"`{_ask(query, _dates(query), a)}`" for a in similar[:3])
     return [
         Diagnosis(
             code="similar_address",
-            cause=f"No line names {query.target}, but similar addresses are in the logs.",
-            evidence=tuple(f"seen in the same time: {a}" for a in similar),
-            next_step="Ask again with one of them: "
-            + ", ".join(f"`{_ask(query, _dates(query), a)}`" for a in similar[:3])
-            + ".",
+            cause=_("No line names {target}, but similar addresses are in the logs.").format(
+                target=query.target
+            ),
+            evidence=tuple(
+                _("seen in the same time: {address}").format(address=a) for a in similar
+            ),
+            next_step=_("Ask again with one of them: {queries}.").format(queries=asks),
             certain=False,
         )
     ]
 
 
-def _never_reached(result: SearchResult) -> Diagnosis:
+def _never_reached(result: SearchResult, lang: Language) -> Diagnosis:
+    _ = lang.gettext
     query = result.query
     read = result.files_read
-    servers = _names(c.server for c in result.searched) or "no server"
+    servers = _names((c.server for c in result.searched), lang) or _("no server")
     if query.kind is TargetKind.CLIENT_IP:
-        step = "Check the client's address, and that it really connects to our servers."
+        step = _("Check the client's address, and that it really connects to our servers.")
     else:
-        step = (
+        step = _(
             "Check that the sender really sent it (their outbox, their provider's logs) and "
             "that the domain's MX records point at our servers."
         )
     if query.kind is TargetKind.ADDRESS:
         domain = "@" + query.target.rpartition("@")[2]
-        step += f" To see the domain's other mail: `{_ask(query, _dates(query), domain)}`."
+        step += _sentence_gap(lang) + _("To see the domain's other mail: `{query}`.").format(
+            query=_ask(query, _dates(query), domain)
+        )
     return Diagnosis(
         code="never_reached",
-        cause="The mail probably never reached our servers.",
+        cause=_("The mail probably never reached our servers."),
         evidence=(
-            f"read {read} log file{_s(read)} on {servers} covering the time asked about; "
-            "no line names it",
+            lang.ngettext(
+                "read {n} log file on {servers} covering the time asked about; no line names it",
+                "read {n} log files on {servers} covering the time asked about; no line names it",
+                read,
+            ).format(n=read, servers=servers),
         ),
         next_step=step,
         certain=False,
@@ -280,37 +342,29 @@ def _never_reached(result: SearchResult) -> Diagnosis:
 # ------------------------------------------------------------------ wording
 
 
-def _names(names: Iterable[str]) -> str:
+def _names(names: Iterable[str], lang: Language) -> str:
     """'mx-a', 'mx-a and mx-b', 'mx-a, mx-b and mx-c' (each once, in order)."""
     unique = list(dict.fromkeys(names))
     if len(unique) <= 1:
         return "".join(unique)
-    return ", ".join(unique[:-1]) + " and " + unique[-1]
+    return lang.gettext("{first} and {last}").format(
+        first=lang.gettext(", ").join(unique[:-1]), last=unique[-1]
+    )
 
 
-def _servers_in(evidence: Sequence[str]) -> str:
-    return _names(line.partition("'s ")[0] for line in evidence)
+def _sentence_gap(lang: Language) -> str:
+    """Between two sentences: a space in English, nothing after a Japanese full stop."""
+    return "" if lang.code == "ja" else " "
 
 
-def _have(evidence: Sequence[str]) -> str:
-    return "has" if len(evidence) == 1 else "have"
-
-
-def _their(result: SearchResult) -> str:
-    return "its" if len(result.failures) == 1 else "their"
-
-
-def _s(count: int) -> str:
-    return "" if count == 1 else "s"
-
-
-def _what(query: Query) -> str:
-    return query.describe_target()
-
-
-def _fmt(moment: datetime, zone: tzinfo) -> str:
+def _fmt(moment: datetime, zone: tzinfo, lang: Language) -> str:
     local = moment.astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M} {_zone_name(local)}"
+    return f"{lang.minute(local)} {_zone_name(local)}"
+
+
+def _day(iso: str, lang: Language) -> str:
+    """'2024-05-13' (a date the search found) as the language writes a day."""
+    return lang.day(datetime.combine(date.fromisoformat(iso), time(0)))
 
 
 def _zone_name(moment: datetime) -> str:

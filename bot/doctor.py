@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.errors import MailtraceError, SourceError
+from bot.errors import MailtraceError, SourceError, failure_words
+from bot.i18n import ENGLISH, Language
 from bot.settings import ServerConfig, Settings
 from bot.sources.factory import runner_for
 from bot.sources.source import LogFile, LogSource
@@ -66,12 +68,16 @@ class DoctorRow(BaseModel):
         return f"{_when(self.first, zone)} – {_when(self.last, zone)}"
 
 
-async def check_servers(settings: Settings, pool_factory: PoolFactory = SSHPool) -> list[DoctorRow]:
-    """One row per configured server, in configuration order, all checked concurrently."""
+async def check_servers(
+    settings: Settings, pool_factory: PoolFactory = SSHPool, lang: Language = ENGLISH
+) -> list[DoctorRow]:
+    """One row per configured server, in configuration order, all checked concurrently; the
+    rows' sentences are in `lang`."""
     pool = pool_factory(settings) if any(not s.local for s in settings.servers) else None
     try:
         results = await asyncio.gather(
-            *(check_server(settings, s, pool) for s in settings.servers), return_exceptions=True
+            *(check_server(settings, s, pool, lang) for s in settings.servers),
+            return_exceptions=True,
         )
     finally:
         if pool is not None:
@@ -80,12 +86,14 @@ async def check_servers(settings: Settings, pool_factory: PoolFactory = SSHPool)
             except Exception as exc:  # the rows are what was asked for; keep them
                 logger.warning("ssh_pool_close_failed error=%r", exc)
     return [
-        row if isinstance(row, DoctorRow) else _unexpected(server, row)
+        row if isinstance(row, DoctorRow) else _unexpected(server, row, lang)
         for server, row in zip(settings.servers, results, strict=True)
     ]
 
 
-async def check_server(settings: Settings, server: ServerConfig, pool: SSHPool | None) -> DoctorRow:
+async def check_server(
+    settings: Settings, server: ServerConfig, pool: SSHPool | None, lang: Language = ENGLISH
+) -> DoctorRow:
     """Reach one server, list its log files and say what a search there can and cannot see."""
     route = _route(server)
     limits = settings.limits_for(server)
@@ -97,80 +105,115 @@ async def check_server(settings: Settings, server: ServerConfig, pool: SSHPool |
             files = await LogSource(server, runner_for(server, pool), limits).list_files()
     except SourceError as exc:
         return DoctorRow(
-            server=server.name, ok=False, route=route, reason=f"{exc.reason}: {exc.detail}"
+            server=server.name,
+            ok=False,
+            route=route,
+            reason=f"{failure_words(exc.reason, lang)}: {exc.detail}",
         )
     except TimeoutError:
         return DoctorRow(
             server=server.name,
             ok=False,
             route=route,
-            reason=f"timed out: no complete answer within {budget:g} s",
+            reason=lang.gettext("timed out: no complete answer within {seconds:g} s").format(
+                seconds=budget
+            ),
         )
     except MailtraceError as exc:  # configuration problems (e.g. a jump host loop)
         return DoctorRow(server=server.name, ok=False, route=route, reason=str(exc))
-    return _row_for_files(server, route, files)
+    return _row_for_files(server, route, files, lang)
 
 
-def render_doctor(rows: Sequence[DoctorRow], zone: tzinfo = UTC) -> str:
+def render_doctor(rows: Sequence[DoctorRow], zone: tzinfo = UTC, lang: Language = ENGLISH) -> str:
     """A plain-text table, one line per server followed by one indented line per log file
-    (the span it covers, or UNREADABLE), and a closing count."""
-    header = ("SERVER", "STATUS", "FILES", f"LOGS COVER ({_zone_name(zone)})", "ROUTE", "DETAIL")
+    (the span it covers, or UNREADABLE), and a closing count; its words are in `lang`."""
+    _ = lang.gettext
+    header = (
+        _("SERVER"),
+        _("STATUS"),
+        _("FILES"),
+        _("LOGS COVER ({zone})").format(zone=_zone_name(zone)),
+        _("ROUTE"),
+        _("DETAIL"),
+    )
     table = [header]
     for row in rows:
         files = str(row.files) if row.files else "-"
         if row.unreadable:
-            files += f" ({row.unreadable} unreadable)"
-        status = "ok" if row.ok else "FAILED"
+            files += " " + _("({n} unreadable)").format(n=row.unreadable)
+        status = _("ok") if row.ok else _("FAILED")
         table.append((row.server, status, files, row.span(zone), row.route, row.reason))
-    widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+    widths = [max(_width(line[i]) for line in table) for i in range(len(header) - 1)]
     lines = []
     for line, server in zip(table, (None, *rows), strict=True):
-        cells = (cell.ljust(width) for cell, width in zip(line, widths, strict=False))
+        cells = (_pad(cell, width) for cell, width in zip(line, widths, strict=False))
         lines.append("  ".join(cells) + "  " + line[-1])
         if server is not None:
-            lines += _file_lines(server.logs, zone)
+            lines += _file_lines(server.logs, zone, lang)
     good = sum(row.ok for row in rows)
     lines.append("")
-    lines.append(f"{good} of {len(rows)} servers ok" if rows else "no servers configured")
+    if rows:
+        lines.append(_("{ok} of {n} servers ok").format(ok=good, n=len(rows)))
+    else:
+        lines.append(_("no servers configured"))
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-def _file_lines(files: Sequence[LogFile], zone: tzinfo) -> list[str]:
+def _width(text: str) -> int:
+    """Columns `text` takes in a terminal: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+def _file_lines(files: Sequence[LogFile], zone: tzinfo, lang: Language) -> list[str]:
     """One indented line per file: its path and the span it covers (first line to mtime)."""
     width = max((len(f.path) for f in files), default=0)
     lines = []
     for f in files:
         first = _when(f.first_seen, zone) if f.first_seen is not None else "?"
-        state = "" if f.readable else "  UNREADABLE"
+        state = "" if f.readable else "  " + lang.gettext("UNREADABLE")
         lines.append(f"{FILE_INDENT}{f.path.ljust(width)}  {first} – {_when(f.mtime, zone)}{state}")
     return lines
 
 
-def _unexpected(server: ServerConfig, exc: BaseException) -> DoctorRow:
+def _unexpected(server: ServerConfig, exc: BaseException, lang: Language) -> DoctorRow:
     """The row for a check that failed in a way nobody planned for (a bug, most likely)."""
     return DoctorRow(
         server=server.name,
         ok=False,
         route=_route(server),
-        reason=f"unexpected error: {type(exc).__name__}: {exc}",
+        reason=lang.gettext("unexpected error: {error}").format(
+            error=f"{type(exc).__name__}: {exc}"
+        ),
     )
 
 
-def _row_for_files(server: ServerConfig, route: str, files: list[LogFile]) -> DoctorRow:
+def _row_for_files(
+    server: ServerConfig, route: str, files: list[LogFile], lang: Language
+) -> DoctorRow:
+    _ = lang.gettext
     readable = [f for f in files if f.readable]
     unreadable = [f for f in files if not f.readable]
     if unreadable:
         names = ", ".join(f.path for f in unreadable[:MAX_NAMED])
-        more = f" and {len(unreadable) - MAX_NAMED} more" if len(unreadable) > MAX_NAMED else ""
-        who = server.user or getpass.getuser()
-        reason = (
-            f"permission denied: {len(unreadable)} of {len(files)} log files cannot be read "
-            f"by user {who}: {names}{more}"
+        if len(unreadable) > MAX_NAMED:
+            names = _("{first} and {n} more").format(first=names, n=len(unreadable) - MAX_NAMED)
+        reason = _(
+            "permission denied: {n} of {total} log files cannot be read by user {user}: {files}"
+        ).format(
+            n=len(unreadable),
+            total=len(files),
+            user=server.user or getpass.getuser(),
+            files=names,
         )
     else:
         undated = sum(1 for f in readable if f.first_seen is None)
-        note = f"; the first line of {undated} could not be dated" if undated else ""
-        reason = f"{len(files)} log files readable{note}"
+        reason = _("{n} log files readable").format(n=len(files))
+        if undated:
+            reason += _("; the first line of {n} could not be dated").format(n=undated)
     return DoctorRow(
         server=server.name,
         ok=not unreadable,

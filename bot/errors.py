@@ -14,6 +14,8 @@ MailtraceError                 anything mailtrace raises on purpose
 
 from __future__ import annotations
 
+from parsers.i18n import ENGLISH, N_, Translator
+
 
 class MailtraceError(Exception):
     """Base of every error mailtrace raises on purpose. The message is for the person asking."""
@@ -30,7 +32,7 @@ class ConfigError(MailtraceError):
 class SourceError(MailtraceError):
     """One log source failed. `reason` is a short phrase for a per-server line."""
 
-    reason = "failed"
+    reason = N_("failed")
 
     def __init__(self, source: str, detail: str) -> None:
         super().__init__(f"{source}: {self.reason}: {detail}")
@@ -39,24 +41,44 @@ class SourceError(MailtraceError):
 
 
 class ConnectFailed(SourceError):
-    reason = "unreachable"
+    reason = N_("unreachable")
 
 
 class AuthFailed(SourceError):
-    reason = "authentication failed"
+    reason = N_("authentication failed")
 
 
 class HostKeyRejected(SourceError):
-    reason = "host key not verified"
+    reason = N_("host key not verified")
 
 
 class CommandFailed(SourceError):
-    reason = "command failed"
+    reason = N_("command failed")
 
 
 class CommandTimeout(SourceError):
-    reason = "timed out"
+    reason = N_("timed out")
 
 
 class NoLogFiles(SourceError):
-    reason = "no log files"
+    reason = N_("no log files")
+
+
+# stable words (JSON `failures[].reason`), translated where people read them
+FAILURE_REASONS = frozenset(
+    cls.reason
+    for cls in (
+        SourceError,
+        ConnectFailed,
+        AuthFailed,
+        HostKeyRejected,
+        CommandFailed,
+        CommandTimeout,
+        NoLogFiles,
+    )
+)
+
+
+def failure_words(reason: str, tr: Translator = ENGLISH) -> str:
+    """A server failure's short reason, e.g. 'unreachable', in the reader's language."""
+    return tr.gettext(reason) if reason in FAILURE_REASONS else reason

@@ -22,6 +22,7 @@ from datetime import datetime
 from bot.errors import MailtraceError
 from bot.query import Query, TargetKind
 from bot.sources.source import LogFile, LogSource
+from parsers.i18n import ENGLISH, Translator
 from parsers.models import EventKind, LogEvent
 from parsers.similar import closest
 
@@ -94,6 +95,19 @@ def session_ends(lines: Iterable[str]) -> list[str]:
         rest = len(told) - MAX_SAMPLES
         told = [*told[:MAX_SAMPLES], f"… and {rest} more session{'s' if rest != 1 else ''}"]
     return told
+
+
+_MORE_SESSIONS = re.compile(r"… and (\d+) more sessions?")
+
+
+def reword_count(line: str, tr: Translator = ENGLISH) -> str:
+    """`session_ends`' count line ("… and 4 more sessions", as kept in the result) in `tr`;
+    log lines pass unchanged."""
+    found = _MORE_SESSIONS.fullmatch(line)
+    if found is None:
+        return line
+    n = int(found.group(1))
+    return tr.ngettext("… and {n} more session", "… and {n} more sessions", n).format(n=n)
 
 
 def _ending(session: Sequence[str]) -> str:

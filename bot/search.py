@@ -173,12 +173,16 @@ async def _search(
                 )
     except TimeoutError:
         notes.append(
-            f"The search stopped after {settings.limits.query_timeout:.0f} s; results are partial."
+            tr.gettext("The search stopped after {seconds:.0f} s; results are partial.").format(
+                seconds=settings.limits.query_timeout
+            )
         )
         for name, st in states.items():
             if name not in failures and not st.events and (st.source in chosen or st.wanted):
                 failures[name] = SourceFailure(
-                    server=name, reason="timed out", detail="no answer before the query time limit"
+                    server=name,
+                    reason="timed out",
+                    detail=tr.gettext("no answer before the query time limit"),
                 )
 
     timings.add("search", searching)
@@ -190,20 +194,30 @@ async def _search(
     found = len(messages) + sum(st.untraced for st in states.values())
     if found > limit:
         notes.append(
-            f"Showing the first {limit} of {found} messages; narrow the query "
-            "(a date, a time, or a full address) to see the rest."
+            tr.gettext(
+                "Showing the first {limit} of {found} messages; narrow the query "
+                "(a date, a time, or a full address) to see the rest."
+            ).format(limit=limit, found=found)
         )
         messages = messages[:limit]
     for st in states.values():
         if st.truncated:
             notes.append(
-                f"{st.source.name}: stopped reading after {st.lines} lines; narrow the query."
+                tr.gettext("{server}: stopped reading after {n} lines; narrow the query.").format(
+                    server=st.source.name, n=st.lines
+                )
             )
         unreadable = [
-            f"{f.path}: cannot be read by the search user" for f in st.files if not f.readable
+            tr.gettext("{path}: cannot be read by the search user").format(path=f.path)
+            for f in st.files
+            if not f.readable
         ]
         for problem in dict.fromkeys([*unreadable, *st.problems]):
-            notes.append(f"{st.source.name}: {problem}; its lines are missing from this answer.")
+            notes.append(
+                tr.gettext("{server}: {problem}; its lines are missing from this answer.").format(
+                    server=st.source.name, problem=problem
+                )
+            )
     with timings.phase("journeys"):
         journeys = build_journeys(messages, hops.lifetimes(settings, hosts), tr)
     result = SearchResult(
@@ -222,7 +236,7 @@ async def _search(
         with timings.phase("diagnose"):
             near = await _near_misses(query, states, chosen, start, end)
             result = result.model_copy(update={"near": near})
-            result = result.model_copy(update={"diagnosis": tuple(diagnose(result))})
+            result = result.model_copy(update={"diagnosis": tuple(diagnose(result, tr))})
     return result
 
 

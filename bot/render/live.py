@@ -11,63 +11,92 @@ from __future__ import annotations
 
 from datetime import datetime, tzinfo
 
+from bot.i18n import ENGLISH, Language
 from parsers.journey import Outcome
 from parsers.models import Status
 from parsers.queue import LiveQueue
 
 
-def _clock(moment: datetime, zone: tzinfo) -> str:
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
-def _in(moment: datetime, now: datetime) -> str:
+def _in(moment: datetime, now: datetime, lang: Language) -> str:
     seconds = int((moment - now).total_seconds())
     if seconds <= 0:
-        return "any moment now"
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = round(seconds / size)
-            return f"in about {n} {unit}{'s' if n != 1 else ''}"
-    return f"in {seconds} seconds"
+        return lang.gettext("any moment now")
+    if seconds >= 86400:
+        n = round(seconds / 86400)
+        return lang.ngettext("in about {n} day", "in about {n} days", n).format(n=n)
+    if seconds >= 3600:
+        n = round(seconds / 3600)
+        return lang.ngettext("in about {n} hour", "in about {n} hours", n).format(n=n)
+    if seconds >= 60:
+        n = round(seconds / 60)
+        return lang.ngettext("in about {n} minute", "in about {n} minutes", n).format(n=n)
+    return lang.ngettext("in {n} second", "in {n} seconds", seconds).format(n=seconds)
 
 
-def live_lines(o: Outcome, state: LiveQueue | None, zone: tzinfo) -> list[str]:
+def _where(state: LiveQueue, lang: Language, checked: str, since: str | None) -> str:
+    """Which queue the message is in, since when, as checked: one sentence."""
+    _ = lang.gettext
+    if since is None:
+        words = {
+            "active": _("Being delivered right now: in {host}'s active queue (checked {time})."),
+            "hold": _("In {host}'s hold queue (checked {time})."),
+            "deferred": _("Still in {host}'s deferred queue (checked {time})."),
+        }.get(state.queue_name or "", _("In {host}'s {queue} queue (checked {time})."))
+    else:
+        words = {
+            "active": _(
+                "Being delivered right now: in {host}'s active queue since {since} "
+                "(checked {time})."
+            ),
+            "hold": _("In {host}'s hold queue since {since} (checked {time})."),
+            "deferred": _("Still in {host}'s deferred queue since {since} (checked {time})."),
+        }.get(
+            state.queue_name or "", _("In {host}'s {queue} queue since {since} (checked {time}).")
+        )
+    return words.format(host=state.host, queue=state.queue_name, since=since, time=checked)
+
+
+def live_lines(
+    o: Outcome, state: LiveQueue | None, zone: tzinfo, lang: Language = ENGLISH
+) -> list[str]:
     """What the server's queue said about this recipient's message when it was checked."""
     if state is None:
         return []
-    checked = f"checked {_clock(state.checked_at, zone)}"
+    _ = lang.gettext
+    checked = lang.when(state.checked_at, zone)
     if state.queue_name is None:
         return [
-            f"Not in {state.host}'s queue any more ({checked}): it ended after the logs were "
-            "read. Ask again to see how."
+            _(
+                "Not in {host}'s queue any more (checked {time}): it ended after the logs were "
+                "read. Ask again to see how."
+            ).format(host=state.host, time=checked)
         ]
-    arrived = f" since {_clock(state.arrival_time, zone)}" if state.arrival_time else ""
-    where = {
-        "active": f"Being delivered right now: in {state.host}'s active queue{arrived}",
-        "hold": f"In {state.host}'s hold queue{arrived}",
-        "deferred": f"Still in {state.host}'s deferred queue{arrived}",
-    }.get(state.queue_name, f"In {state.host}'s {state.queue_name} queue{arrived}")
-    out = [f"{where} ({checked})."]
+    since = lang.when(state.arrival_time, zone) if state.arrival_time else None
+    out = [_where(state, lang, checked, since)]
     reason = next(
         (r.delay_reason for r in state.recipients if r.address == o.address and r.delay_reason),
         None,
     )
     if reason and not (o.reason or "").endswith(reason):  # the logs' words are already shown
-        out.append(f"The queue says: “{reason}”")
+        out.append(_("The queue says: “{words}”").format(words=reason))
     if state.queue_name == "hold":
-        out.append("It is not retried until an admin releases it (postsuper -H) or deletes it.")
+        out.append(_("It is not retried until an admin releases it (postsuper -H) or deletes it."))
     if state.forced_expire:
         out.append(
-            "An admin asked Postfix to return it: it goes back to the sender at the next try."
+            _("An admin asked Postfix to return it: it goes back to the sender at the next try.")
         )
     if state.next_retry_estimate is not None:
         out.append(
-            f"Next try expected around {_clock(state.next_retry_estimate, zone)} "
-            f"({_in(state.next_retry_estimate, state.checked_at)})."
+            _("Next try expected around {time} ({when}).").format(
+                time=lang.when(state.next_retry_estimate, zone),
+                when=_in(state.next_retry_estimate, state.checked_at, lang),
+            )
         )
     if state.gives_up_at is not None and o.status is not Status.DEFERRED:
         out.append(
-            f"Postfix gives up at {_clock(state.gives_up_at, zone)} "
-            f"(queue lifetime of {state.host}) and returns it to the sender."
+            _(
+                "Postfix gives up at {time} (queue lifetime of {host}) and returns it to "
+                "the sender."
+            ).format(time=lang.when(state.gives_up_at, zone), host=state.host)
         )
     return out

@@ -26,8 +26,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.i18n import ENGLISH, Language
 from bot.render.story import Story
 from bot.render.view import AnswerView
+from parsers.i18n import N_
 
 MAX_BLOCKS = 50  # Slack: blocks per message
 MAX_SECTION_CHARS = 3000  # Slack: characters per section text
@@ -38,7 +40,7 @@ ONE_REPLY_EACH_UP_TO = 20  # more mails than this share replies (chat.postMessag
 PARENT_VERDICTS = 10  # mails listed in the parent: it must fit on one phone screen
 MAX_RESPONSES = 5  # Slack accepts five posts to one response_url
 SHOW_LINES_ACTION = "show_log_lines"
-INVITE_HINT = (
+INVITE_HINT = N_(
     "I can't post in this conversation, so only you can see this answer. "
     "Invite me (`/invite @mailtrace`) to get answers in a thread the whole channel can see."
 )
@@ -144,12 +146,12 @@ def context(lines: Iterable[str]) -> list[Block]:
     return [ContextBlock(elements=elements[i : i + 10]) for i in range(0, len(elements), 10)]
 
 
-def show_lines_button(value: str, index: int) -> Block:
+def show_lines_button(value: str, index: int, lang: Language = ENGLISH) -> Block:
     """The "Show log lines" button of one message; `value` finds the lines in the bot's cache."""
     return ActionsBlock(
         elements=[
             ButtonElement(
-                text="Show log lines",
+                text=lang.gettext("Show log lines"),
                 action_id=f"{SHOW_LINES_ACTION}:{index}",
                 value=value,
             )
@@ -157,7 +159,7 @@ def show_lines_button(value: str, index: int) -> Block:
     )
 
 
-def paginate(blocks: Sequence[Block], *, label: str) -> list[list[Block]]:
+def paginate(blocks: Sequence[Block], *, label: str, lang: Language = ENGLISH) -> list[list[Block]]:
     """Split blocks into messages within the block and size budgets; label parts "(2 of 3)"."""
     pages: list[list[Block]] = [[]]
     size = 0
@@ -175,7 +177,9 @@ def paginate(blocks: Sequence[Block], *, label: str) -> list[list[Block]]:
                 ContextBlock(
                     elements=[
                         MarkdownTextObject(
-                            text=f"{escape(label)} — part {number} of {len(pages)}",
+                            text=lang.gettext("{label} — part {n} of {total}").format(
+                                label=escape(label), n=number, total=len(pages)
+                            ),
                             verbatim=True,
                         )
                     ]
@@ -184,14 +188,23 @@ def paginate(blocks: Sequence[Block], *, label: str) -> list[list[Block]]:
     return pages
 
 
-def render_progress(description: str, servers: Sequence[str], note: str) -> SlackMessage:
+def render_progress(
+    description: str, servers: Sequence[str], note: str, lang: Language = ENGLISH
+) -> SlackMessage:
     """The parent while the search runs: what is being searched, where, and how far along."""
-    where = ", ".join(servers) if servers else "no servers"
-    lines = [f"🔎 Looking for {description}", f"Servers: {where}", note]
+    _ = lang.gettext
+    where = _(", ").join(servers) if servers else _("no servers")
+    lines = [
+        "🔎 " + _("Looking for {what}").format(what=description),
+        _("Servers: {servers}").format(servers=where),
+        note,
+    ]
     return SlackMessage(text=fallback(lines), blocks=tuple(sections(lines)))
 
 
-def render_thread(view: AnswerView, lines_key: str | None = None) -> SlackThread:
+def render_thread(
+    view: AnswerView, lines_key: str | None = None, lang: Language = ENGLISH
+) -> SlackThread:
     """The whole answer: a parent a phone shows in one screen (the tally and one line per mail,
     at most ten), then one reply per mail with its story (or the diagnosis when nothing was
     found).
@@ -199,52 +212,61 @@ def render_thread(view: AnswerView, lines_key: str | None = None) -> SlackThread
     `lines_key` names the answer's raw lines in the bot's cache; with it, every mail gets a
     "Show log lines" button whose value is `KEY:INDEX`.
     """
+    _ = lang.gettext
     shown = view.verdicts[:PARENT_VERDICTS]
     if len(view.verdicts) > len(shown):
-        shown.append(f"…and {len(view.verdicts) - len(shown)} more mails in the thread.")
+        more = len(view.verdicts) - len(shown)
+        shown.append(_("…and {n} more mails in the thread.").format(n=more))
     parent_blocks = sections(
-        shown or [view.empty_summary or "I found no log line for it; the thread says why."],
+        shown or [view.empty_summary or _("I found no log line for it; the thread says why.")],
         title=view.headline,
     )
     parent_blocks += context(view.footer)
-    pages = paginate(parent_blocks, label="Summary")
+    pages = paginate(parent_blocks, label=_("Summary"), lang=lang)
     parent = SlackMessage(text=fallback([view.headline, *shown]), blocks=tuple(pages[0]))
-    replies = [
-        SlackMessage(text=fallback([f"{view.headline} (summary, continued)"]), blocks=tuple(page))
-        for page in pages[1:]
+    continued = _("{headline} (summary, continued)").format(headline=view.headline)
+    replies = [SlackMessage(text=fallback([continued]), blocks=tuple(page)) for page in pages[1:]]
+    details = [
+        _story_pages(story, index, lines_key, lang) for index, story in enumerate(view.stories)
     ]
-    details = [_story_pages(story, index, lines_key) for index, story in enumerate(view.stories)]
     if len(details) <= ONE_REPLY_EACH_UP_TO:
         replies += [reply for pages_ in details for reply in pages_]
     else:
-        replies += _grouped(details, view.headline)
+        replies += _grouped(details, view.headline, lang)
     if not view.stories:
-        diagnosis = view.diagnosis or ["No likely reason stands out."]
-        blocks = sections(diagnosis, title="Likely reasons") + sections(
-            view.footer, title="What I searched"
+        diagnosis = view.diagnosis or [_("No likely reason stands out.")]
+        reasons = _("Likely reasons")
+        blocks = sections(diagnosis, title=reasons) + sections(
+            view.footer, title=_("What I searched")
         )
         replies += [
-            SlackMessage(text=fallback(["Likely reasons:", *diagnosis]), blocks=tuple(page))
-            for page in paginate(blocks, label="Likely reasons")
+            SlackMessage(text=fallback([_("Likely reasons:"), *diagnosis]), blocks=tuple(page))
+            for page in paginate(blocks, label=reasons, lang=lang)
         ]
     return SlackThread(parent=parent, replies=tuple(replies))
 
 
-def render_for_respond(thread: SlackThread, hint: str | None = INVITE_HINT) -> list[SlackMessage]:
-    """The same answer for a response_url (no thread): the hint first, then the parent and the
-    replies merged into at most five posts; a last post says what did not fit, if anything."""
+def render_for_respond(
+    thread: SlackThread, hint: str | None = INVITE_HINT, lang: Language = ENGLISH
+) -> list[SlackMessage]:
+    """The same answer for a response_url (no thread): the hint first (in `lang`), then the
+    parent and the replies merged into at most five posts; a last post says what did not fit,
+    if anything."""
     messages = [thread.parent, *thread.replies]
     if hint:
-        messages.insert(0, render_notice(hint))
+        messages.insert(0, render_notice(lang.gettext(hint)))
     return _at_most_five(
         _merge(messages),
-        "Invite me to get the whole answer in a thread, or narrow the query.",
+        lang.gettext("Invite me to get the whole answer in a thread, or narrow the query."),
+        lang,
     )
 
 
-def render_raw_lines(title: str, lines: Sequence[str]) -> list[SlackMessage]:
+def render_raw_lines(
+    title: str, lines: Sequence[str], lang: Language = ENGLISH
+) -> list[SlackMessage]:
     """Raw log lines as code blocks, for when a file cannot be uploaded (at most five posts)."""
-    text = fallback([f"Log lines of {title}"])
+    text = fallback([lang.gettext("Log lines of {title}").format(title=title)])
     messages = [
         SlackMessage(
             text=text,
@@ -252,7 +274,11 @@ def render_raw_lines(title: str, lines: Sequence[str]) -> list[SlackMessage]:
         )
         for chunk in pack_lines(lines or ["(no lines)"], MAX_SECTION_CHARS - 6)
     ]
-    return _at_most_five(_merge(messages), "Invite me to the channel to get them as a file.")
+    return _at_most_five(
+        _merge(messages),
+        lang.gettext("Invite me to the channel to get them as a file."),
+        lang,
+    )
 
 
 def render_notice(text: str) -> SlackMessage:
@@ -260,12 +286,14 @@ def render_notice(text: str) -> SlackMessage:
     return SlackMessage(text=fallback([text]), blocks=tuple(sections([text])))
 
 
-def _story_pages(story: Story, index: int, lines_key: str | None) -> list[SlackMessage]:
+def _story_pages(
+    story: Story, index: int, lines_key: str | None, lang: Language
+) -> list[SlackMessage]:
     """One mail's reply: the verdict in bold first, the recipients, then the evidence small."""
     blocks = sections(story.lines, title=story.verdict) + context(story.evidence)
-    pages = paginate(blocks, label=story.title)
+    pages = paginate(blocks, label=story.title, lang=lang)
     if lines_key is not None and story.raw:
-        button = show_lines_button(f"{lines_key}:{index}", index)
+        button = show_lines_button(f"{lines_key}:{index}", index, lang)
         if len(pages[-1]) < MAX_BLOCKS:
             pages[-1].append(button)
         else:
@@ -274,17 +302,18 @@ def _story_pages(story: Story, index: int, lines_key: str | None) -> list[SlackM
     return [SlackMessage(text=text, blocks=tuple(page)) for page in pages]
 
 
-def _grouped(details: list[list[SlackMessage]], headline: str) -> list[SlackMessage]:
+def _grouped(
+    details: list[list[SlackMessage]], headline: str, lang: Language
+) -> list[SlackMessage]:
     """Many mails: several per reply (a mail too long for one reply keeps its parts)."""
     replies = _merge(
         SlackMessage(text=page.text.partition("\n")[0], blocks=page.blocks)
         for pages in details
         for page in pages
     )
-    note = (
-        f"{len(details)} mails: their stories are grouped several to a reply "
-        f"({len(replies)} replies)."
-    )
+    note = lang.gettext(
+        "{n} mails: their stories are grouped several to a reply ({replies} replies)."
+    ).format(n=len(details), replies=len(replies))
     head = SlackMessage(text=fallback([headline, note]), blocks=tuple(context([note])))
     return [head, *replies]
 
@@ -312,15 +341,16 @@ def _fits(blocks: Sequence[Block], more: Sequence[Block]) -> bool:
     return not blocks or (len(blocks) + len(more) <= MAX_BLOCKS and size <= MAX_MESSAGE_CHARS)
 
 
-def _at_most_five(messages: list[SlackMessage], advice: str) -> list[SlackMessage]:
+def _at_most_five(messages: list[SlackMessage], advice: str, lang: Language) -> list[SlackMessage]:
     """Slack takes five posts per response_url: keep four and say what the rest would hold."""
     if len(messages) <= MAX_RESPONSES:
         return messages
     left_out = len(messages) - (MAX_RESPONSES - 1)
-    note = (
-        f"{left_out} more part{'s' if left_out != 1 else ''} did not fit here (Slack allows "
-        f"five replies to a command). {advice}"
-    )
+    note = lang.ngettext(
+        "{n} more part did not fit here (Slack allows five replies to a command). {advice}",
+        "{n} more parts did not fit here (Slack allows five replies to a command). {advice}",
+        left_out,
+    ).format(n=left_out, advice=advice)
     return [*messages[: MAX_RESPONSES - 1], render_notice(note)]
 
 

@@ -5,17 +5,19 @@ the verdict from the asker's side ("Delivered to 1 of 2 — x bounced: the mailb
 exist"), then one line per recipient saying where it ended and why, indented details under it
 (road, the server's own words, times, who acts), the notices the mail caused, and last a small
 evidence line with the servers and queue IDs (what an admin greps for, not what a teammate
-needs). No markup: the renderers escape and decorate.
+needs). The time lines under a recipient come from `times`, the live queue's from `live`. No
+markup: the renderers escape and decorate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, tzinfo
 
 from bot.i18n import ENGLISH, Language
 from bot.render.live import live_lines
+from bot.render.times import ago, outcome_times
 from parsers.dsn import describe_dsn
 from parsers.i18n import N_
 from parsers.journey import Journey, Notice, NoticeKind, Outcome, Verdict
@@ -105,21 +107,6 @@ def who(address: str | None, lang: Language = ENGLISH) -> str:
     if address is None:
         return "?"
     return address or lang.gettext("<> (the mail system)")
-
-
-def duration(span: timedelta, lang: Language = ENGLISH) -> str:
-    """'3 days', '5 hours', '12 minutes', '40 seconds' (the largest unit that fits)."""
-    seconds = max(0, int(span.total_seconds()))
-    if seconds >= 86400:
-        n = seconds // 86400
-        return lang.ngettext("{n} day", "{n} days", n).format(n=n)
-    if seconds >= 3600:
-        n = seconds // 3600
-        return lang.ngettext("{n} hour", "{n} hours", n).format(n=n)
-    if seconds >= 60:
-        n = seconds // 60
-        return lang.ngettext("{n} minute", "{n} minutes", n).format(n=n)
-    return lang.ngettext("{n} second", "{n} seconds", seconds).format(n=seconds)
 
 
 def tally(journeys: Sequence[Journey], lang: Language = ENGLISH) -> str:
@@ -265,7 +252,7 @@ def _no_recipient(j: Journey, zone: tzinfo, now: datetime, lang: Language) -> li
         ).format(
             host=j.messages[0].host,
             time=lang.when(j.first_seen, zone),
-            ago=_ago(j.first_seen, now, lang),
+            ago=ago(j.first_seen, now, lang),
         )
     ]
 
@@ -329,8 +316,8 @@ def _details(
     out.append(o.explanation)
     if o.reason:
         out.append(_said(o, lang))
-    out.extend(_times(o, zone, now, lang))
-    out.extend(live_lines(o, state, zone))
+    out.extend(outcome_times(o, zone, now, lang))
+    out.extend(live_lines(o, state, zone, lang))
     out.append(_("Who acts: {who}").format(who=o.action_by))
     return out
 
@@ -343,72 +330,6 @@ def _said(o: Outcome, lang: Language) -> str:
         host, _sep, reason = reason.partition(" said: ")
         speaker = speaker or host.removeprefix("host ").split("[", 1)[0]
     return lang.gettext("{server} said: “{words}”").format(server=speaker or o.host, words=reason)
-
-
-def _times(o: Outcome, zone: tzinfo, now: datetime, lang: Language) -> list[str]:
-    _ = lang.gettext
-    at = lang.when(o.at, zone)
-    attempts = lang.ngettext("{n} attempt", "{n} attempts", o.attempts).format(n=o.attempts)
-    if o.status is Status.DEFERRED and o.temporary:
-        return [
-            lang.ngettext(
-                "{n} refusal, the last at {time}.", "{n} refusals, the last at {time}.", o.attempts
-            ).format(n=o.attempts, time=at)
-        ]
-    if o.status is Status.DEFERRED:
-        lines = [
-            _("Queued since {since} ({ago}); {attempts} so far, the last at {time}.").format(
-                since=lang.when(o.deferred_since, zone),
-                ago=_ago(o.deferred_since, now, lang),
-                attempts=attempts,
-                time=at,
-            )
-        ]
-        if o.gives_up_at is not None and o.gives_up_at <= now:
-            lines.append(
-                _(
-                    "By {host}'s queue lifetime it should have been given up at {time}, but the "
-                    "searched logs say nothing of it: look at the queue, or check the lifetime "
-                    "in the configuration."
-                ).format(host=o.host, time=lang.when(o.gives_up_at, zone))
-            )
-        elif o.gives_up_at is not None:
-            lines.append(
-                _(
-                    "Postfix gives up at {time} (queue lifetime of {host}) and returns it to "
-                    "the sender."
-                ).format(time=lang.when(o.gives_up_at, zone), host=o.host)
-            )
-        return lines
-    if o.status is Status.UNKNOWN:
-        return [
-            _(
-                "Accepted {ago}; nothing was logged for it after that. It is still in {host}'s "
-                "queue, or the searched logs end there: ask the mail team to look at the queue."
-            ).format(ago=_ago(o.deferred_since or o.at, now, lang), host=o.host)
-        ]
-    if o.status is Status.HELD:
-        return [_("On hold since {time} ({ago}).").format(time=at, ago=_ago(o.at, now, lang))]
-    if o.status is Status.EXPIRED:
-        if o.at and o.queued_at:
-            return [
-                _("Given up at {time} after {attempts} over {span}.").format(
-                    time=at, attempts=attempts, span=duration(o.at - o.queued_at, lang)
-                )
-            ]
-        return [_("Given up at {time} after {attempts}.").format(time=at, attempts=attempts)]
-    if o.attempts > 1:
-        return [_("At {time}, after {attempts}.").format(time=at, attempts=attempts)]
-    return [_("At {time}.").format(time=at)]
-
-
-def _ago(moment: datetime | None, now: datetime, lang: Language) -> str:
-    _ = lang.gettext
-    if moment is None:
-        return _("at an unknown time")
-    if moment > now:
-        return _("in the future by the server's clock")
-    return _("{span} ago").format(span=duration(now - moment, lang))
 
 
 def _notice_line(n: Notice, zone: tzinfo, lang: Language) -> str:
@@ -443,7 +364,12 @@ def _evidence(j: Journey, messages: Sequence[Message], lang: Language) -> list[s
                 servers=", ".join(dict.fromkeys(accepted))
             )
         )
-    out.extend(f"{_(_NOTICE_WORDS[n.kind])}: {n.host} {n.queue_id}" for n in j.notices)
+    out.extend(
+        _("{notice}: {host} {queue_id}").format(
+            notice=_(_NOTICE_WORDS[n.kind]), host=n.host, queue_id=n.queue_id
+        )
+        for n in j.notices
+    )
     if j.message_id:
         out.append(f"Message-ID: <{j.message_id}>")
     if j.client:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
+from bot.errors import failure_words
 from bot.i18n import ENGLISH, Language
 from bot.render.empty import diagnosis_lines, empty_headline, empty_summary, window_line
 from bot.render.story import Story, short_when, tally, tell
@@ -69,7 +70,9 @@ def build_view(
                 last=short_when(last, zone, lang),
             )
         )
-    footer.extend(f"⚠️ {f.server}: {f.reason}: {f.detail}" for f in result.failures)
+    footer.extend(
+        f"⚠️ {f.server}: {failure_words(f.reason, lang)}: {f.detail}" for f in result.failures
+    )
     footer.extend(f"ℹ️ {note}" for note in result.notes)
     return AnswerView(
         headline=headline,

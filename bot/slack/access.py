@@ -16,13 +16,18 @@ from dataclasses import dataclass
 
 from bot.settings import SlackConfig
 from bot.slack.directory import Directory, GroupLookupFailed, PersonLookupFailed
+from parsers.i18n import N_, Translator
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason: str = ""  # for the audit log
-    message: str = ""  # for the person asking
+    message: str = ""  # for the person asking: a msgid, `{user}` their Slack user ID
+
+    def worded(self, tr: Translator, user: str) -> str:
+        """The refusal in the asker's language."""
+        return tr.gettext(self.message).format(user=user)
 
     @classmethod
     def allow(cls) -> Decision:
@@ -46,7 +51,7 @@ class AccessPolicy:
             return Decision(
                 allowed=False,
                 reason="channel not allowed",
-                message=(
+                message=N_(
                     "Sorry, /mailtrace isn't enabled in this conversation. Please ask in one of "
                     "the channels where the ops team has enabled it."
                 ),
@@ -57,7 +62,7 @@ class AccessPolicy:
         if refusal is not None:
             return refusal
         if not c.allowed_usergroups:
-            return Decision.allow() if not c.allowed_users else _not_listed(user)
+            return Decision.allow() if not c.allowed_users else _not_listed()
         failed: list[str] = []
         for group in c.allowed_usergroups:
             try:
@@ -69,12 +74,12 @@ class AccessPolicy:
             return Decision(
                 allowed=False,
                 reason="usergroup lookup failed: " + "; ".join(failed),
-                message=(
+                message=N_(
                     "Sorry, I couldn't check whether you may use /mailtrace (Slack didn't list "
                     "the allowed user group). Please try again in a few minutes."
                 ),
             )
-        return _not_listed(user)
+        return _not_listed()
 
     async def _full_member_or_refusal(self, user: str) -> Decision | None:
         """None for a full member of the bot's workspace (or organisation), else a refusal."""
@@ -85,7 +90,7 @@ class AccessPolicy:
             return Decision(
                 allowed=False,
                 reason=f"user lookup failed: {exc}",
-                message=(
+                message=N_(
                     "Sorry, I couldn't check whether you may use /mailtrace (Slack didn't tell "
                     "me who you are). Please try again in a few minutes."
                 ),
@@ -95,9 +100,9 @@ class AccessPolicy:
             return Decision(
                 allowed=False,
                 reason=f"{kind} account",
-                message=(
+                message=N_(
                     "Sorry, guest accounts can't use /mailtrace. If you need it, ask the ops "
-                    f"team to add you by name (your Slack user ID is {user})."
+                    "team to add you by name (your Slack user ID is {user})."
                 ),
             )
         same_org = bool(home.enterprise_id) and person.enterprise_id == home.enterprise_id
@@ -105,19 +110,19 @@ class AccessPolicy:
             return Decision(
                 allowed=False,
                 reason=f"user of another organisation (team {person.team_id or 'unknown'})",
-                message=(
+                message=N_(
                     "Sorry, /mailtrace is only for members of the workspace that installed it."
                 ),
             )
         return None
 
 
-def _not_listed(user: str) -> Decision:
+def _not_listed() -> Decision:
     return Decision(
         allowed=False,
         reason="user not allowed",
-        message=(
+        message=N_(
             "Sorry, you're not on the list of people who can use /mailtrace. If you need "
-            f"it, ask the ops team to add you (your Slack user ID is {user})."
+            "it, ask the ops team to add you (your Slack user ID is {user})."
         ),
     )

@@ -32,10 +32,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import ConfigError, UsageError
-from bot.i18n import Language, language
+from bot.errors import ConfigError, UsageError, failure_words
+from bot.i18n import ENGLISH, Language, language
 from bot.live_queue import check_live_queues
-from bot.query import USAGE, Query, parse_query
+from bot.query import Query, parse_query, usage
 from bot.render.empty import DEFAULT_CONTACT
 from bot.render.slack import (
     SHOW_LINES_ACTION,
@@ -60,6 +60,7 @@ from bot.slack.running import RunningSearches
 from bot.slack.secrets import API_URL
 from bot.slack.watching import WatchDesk
 from bot.sources.source import LogSource
+from parsers.i18n import N_
 
 logger = logging.getLogger("mailtrace.slack")
 
@@ -69,17 +70,17 @@ HELP_WORDS = frozenset({"", "help", "-h", "--help", "?", "usage"})
 ACCESS_BUDGET_S = 2.0  # Slack wants the acknowledgement within 3 s
 PROGRESS_EVERY_S = 5.0
 EPHEMERAL = "ephemeral"  # acknowledgements are seen by the asker only
-SHUTTING_DOWN = "mailtrace is restarting right now. Please ask again in a minute."
-CANCELLED = "⏹️ mailtrace had to restart, so this search was stopped. Please ask again."
+SHUTTING_DOWN = N_("mailtrace is restarting right now. Please ask again in a minute.")
+CANCELLED = N_("mailtrace had to restart, so this search was stopped. Please ask again.")
 # A cancelled search (shutdown) waits this long for the search to stop, then this long for its
 # thread to say so: together within serve.CANCEL_WAIT_S.
 SEARCH_STOP_WAIT_S = 0.5
 CANCEL_NOTICE_S = 1.5
-LINES_FAILED = (
-    "⚠️ Something went wrong while fetching those log lines (reference {ref}). Please try "
+LINES_FAILED = N_(
+    "Something went wrong while fetching those log lines (reference {ref}). Please try "
     "again; if it keeps happening, tell the ops team."
 )
-LINES_GONE = (
+LINES_GONE = N_(
     "I no longer have those log lines: I keep them for recent answers only, and forget them "
     "when I restart. Ask again with /mailtrace to get fresh ones."
 )
@@ -204,9 +205,10 @@ def log_access(config: SlackConfig, workspace: Workspace | None) -> None:
     logger.info('access_restricted who="%s" where="%s"', who, where)
 
 
-def usage_message(error: str) -> str:
+def usage_message(error: str, lang: Language = ENGLISH) -> str:
     """A usage error as mrkdwn: its one line (with at most one example), and where help is."""
-    return f"{escape(error.strip())}\nType `/mailtrace help` for the whole grammar."
+    where = lang.gettext("Type `/mailtrace help` for the whole grammar.")
+    return f"{escape(error.strip())}\n{where}"
 
 
 class MailtraceBot:
@@ -258,40 +260,45 @@ class MailtraceBot:
         def refuse(outcome: Outcome, reason: str) -> None:
             self._record(user, channel, text, outcome, started, allowed=False, reason=reason)
 
+        lang = self._known_language(user)  # no Slack call before the 3-second ack
+        _ = lang.gettext
         if not self.running.accepting:
-            await ack(SHUTTING_DOWN, response_type=EPHEMERAL)
+            await ack(_(SHUTTING_DOWN), response_type=EPHEMERAL)
             refuse(Outcome.SHUTTING_DOWN, "shutting down")
             return
         decision = await self._check_access(user, channel)
+        lang = self._known_language(user)  # the access check looked the asker up
+        _ = lang.gettext
         if not decision.allowed:
-            await ack(decision.message, response_type=EPHEMERAL)
+            await ack(decision.worded(lang, user), response_type=EPHEMERAL)
             refuse(Outcome.REFUSED, decision.reason)
             return
         if text.lower() in HELP_WORDS:
-            await ack(self._help(), response_type=EPHEMERAL)
+            await ack(self._help(lang), response_type=EPHEMERAL)
             self._record(user, channel, text, Outcome.HELP, started)
             return
         try:
-            query = parse_query(
-                text, now=self.clock(), zone=self.settings.zone, tr=self._known_language(user)
-            )
+            query = parse_query(text, now=self.clock(), zone=self.settings.zone, tr=lang)
             choose_servers(query, self.sources_factory())  # unknown servers: a usage error
         except UsageError as exc:
-            await ack(usage_message(str(exc)), response_type=EPHEMERAL)
+            await ack(usage_message(str(exc), lang), response_type=EPHEMERAL)
             reason = str(exc).partition("\n")[0]
             self._record(user, channel, text, Outcome.USAGE_ERROR, started, reason=reason)
             return
         wait = self.limiter.acquire(user)
         if wait is not None:
             await ack(
-                f"You've reached my limit of {self.limiter.per_minute} searches a minute. "
-                f"Please ask again in {max(1, round(wait))} s.",
+                _(
+                    "You've reached my limit of {n} searches a minute. Please ask again in "
+                    "{seconds} s."
+                ).format(n=self.limiter.per_minute, seconds=max(1, round(wait))),
                 response_type=EPHEMERAL,
             )
             refuse(Outcome.RATE_LIMITED, f"more than {self.limiter.per_minute} per minute")
             return
         await ack(
-            f"🔎 Searching for “{escape(text)}”… the answer will appear here.",
+            "🔎 "
+            + _("Searching for “{query}”… the answer will appear here.").format(query=escape(text)),
             response_type=EPHEMERAL,
         )
         await self.running.run(self._answer(user, channel, text, client, respond, started))
@@ -305,23 +312,28 @@ class MailtraceBot:
         respond: AsyncRespond,
         started: float,
     ) -> None:
-        delivery = Delivery(client, respond, channel)
+        lang = self._known_language(user)
+        delivery = Delivery(client, respond, channel, lang)
         outcome, reason = Outcome.FAILED, ""
         result: SearchResult | None = None
         try:
             zone = await self.directory.zone_of(user)
-            lang = await self._language(user)
+            lang = delivery.lang = await self._language(user)
             query = parse_query(text, now=self.clock(), zone=zone, tr=lang)
             sources = list(self.sources_factory())
             names = [s.name for s in choose_servers(query, sources)]
-            note = "Waiting for a free search slot…" if self.running.busy else "Searching…"
-            await delivery.start(render_progress(query.describe(lang), names, note))
+            note = (
+                lang.gettext("Waiting for a free search slot…")
+                if self.running.busy
+                else lang.gettext("Searching…")
+            )
+            await delivery.start(render_progress(query.describe(lang), names, note, lang))
             async with self.running.slot():
                 result = await self._search(query, sources, names, delivery, lang)
                 result = await self._live_queue(result, sources)
             view = build_view(result, zone, contact=self.contact, lang=lang)
             key = self._keep_lines(view, delivery)
-            await delivery.finish(render_thread(view, key))
+            await delivery.finish(render_thread(view, key, lang))
             outcome, reason = search_outcome(result)
             if not delivery.delivered:  # Slack refused every way: not an answer given
                 outcome, reason = Outcome.FAILED, "the answer could not be posted to Slack"
@@ -335,7 +347,9 @@ class MailtraceBot:
             if task is not None:
                 task.uncancel()  # long enough to say so in the thread
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(delivery.notice(CANCELLED), CANCEL_NOTICE_S)
+                await asyncio.wait_for(
+                    delivery.notice("⏹️ " + delivery.lang.gettext(CANCELLED)), CANCEL_NOTICE_S
+                )
             raise
         except UsageError as exc:
             outcome, reason = Outcome.USAGE_ERROR, str(exc).partition("\n")[0]
@@ -345,9 +359,12 @@ class MailtraceBot:
             reason = f"{type(exc).__name__}: {exc}"[:300]
             logger.exception("search_failed ref=%s user=%s channel=%s", ref, user, channel)
             await delivery.notice(
-                "⚠️ Something went wrong while searching, so I have no answer this time. "
-                f"The bot's log has the details (reference {ref}). Please try again; if it "
-                "keeps happening, tell the ops team."
+                "⚠️ "
+                + delivery.lang.gettext(
+                    "Something went wrong while searching, so I have no answer this time. "
+                    "The bot's log has the details (reference {ref}). Please try again; if it "
+                    "keeps happening, tell the ops team."
+                ).format(ref=ref)
             )
         finally:
             self._record(
@@ -398,12 +415,15 @@ class MailtraceBot:
                 if done:
                     return task.result()
                 elapsed = self.monotonic() - began
-                where = ", ".join(f"{n}: {states.get(n, 'searching')}" for n in names)
+                where = ", ".join(f"{n}: {_progress_words(states.get(n), lang)}" for n in names)
                 await delivery.progress(
                     render_progress(
                         query.describe(lang),
                         names,
-                        f"Still searching… {elapsed:.0f} s so far ({where}).",
+                        lang.gettext("Still searching… {seconds:.0f} s so far ({where}).").format(
+                            seconds=elapsed, where=where
+                        ),
+                        lang,
                     )
                 )
         finally:
@@ -447,28 +467,30 @@ class MailtraceBot:
         )
         actions = body.get("actions") or [{}]
         value = str(actions[0].get("value") or "")
-        key, _, index = value.rpartition(":")
+        key, _sep, index = value.rpartition(":")
         answer = self.raw_lines.get(key)
+        lang = self._known_language(user)
         where = answer.channel if answer is not None else channel
         outcome, reason, allowed, delivery = Outcome.FAILED, "", True, ""
         try:
             decision = await self._check_access(user, where)
             if not decision.allowed:
                 outcome, reason, allowed = Outcome.REFUSED, decision.reason, False
-                await respond_ephemeral(respond, render_notice(decision.message), where)
+                await respond_ephemeral(respond, render_notice(decision.worded(lang, user)), where)
                 return
             if answer is None or not index.isdigit() or int(index) >= len(answer.messages):
                 outcome = Outcome.LINES_EXPIRED
-                await respond_ephemeral(respond, render_notice(LINES_GONE), where)
+                await respond_ephemeral(respond, render_notice(lang.gettext(LINES_GONE)), where)
                 return
             title, lines = answer.messages[int(index)]
-            delivery, reason = await self._send_lines(client, respond, answer, title, lines)
+            delivery, reason = await self._send_lines(client, respond, answer, title, lines, lang)
             outcome = Outcome.LINES_SHOWN if not reason else Outcome.FAILED
         except Exception as exc:  # a bug: say so to whoever clicked, never silence
             ref = secrets.token_hex(4)
             reason = f"{type(exc).__name__}: {exc}"[:300]
             logger.exception("show_lines_failed ref=%s user=%s channel=%s", ref, user, where)
-            await respond_ephemeral(respond, render_notice(LINES_FAILED.format(ref=ref)), where)
+            failed = "⚠️ " + lang.gettext(LINES_FAILED).format(ref=ref)
+            await respond_ephemeral(respond, render_notice(failed), where)
         finally:
             self._record(
                 user,
@@ -489,6 +511,7 @@ class MailtraceBot:
         answer: AnswerLines,
         title: str,
         lines: Sequence[str],
+        lang: Language = ENGLISH,
     ) -> tuple[str, str]:
         """Upload the lines to the answer's thread, else post them ephemerally as code blocks.
 
@@ -502,8 +525,12 @@ class MailtraceBot:
                     thread_ts=answer.thread_ts,
                     content="\n".join(lines) + "\n",
                     filename=f"mailtrace-{re.sub(r'[^A-Za-z0-9._-]+', '-', title)}.log",
-                    title=f"Log lines of {title}",
-                    alt_txt=f"{len(lines)} Postfix log lines of {title}",
+                    title=lang.gettext("Log lines of {title}").format(title=title),
+                    alt_txt=lang.ngettext(
+                        "{n} Postfix log line of {title}",
+                        "{n} Postfix log lines of {title}",
+                        len(lines),
+                    ).format(n=len(lines), title=title),
                 )
             except SLACK_CALL_FAILED as exc:
                 why = slack_error(exc)
@@ -512,7 +539,7 @@ class MailtraceBot:
         logger.info("lines_upload_fallback channel=%s reason=%s", answer.channel, why)
         posted = [
             await respond_ephemeral(respond, message, answer.channel)
-            for message in render_raw_lines(title, lines)
+            for message in render_raw_lines(title, lines, lang)
         ]
         return "respond", "" if all(posted) else f"upload: {why}; response_url failed"
 
@@ -531,18 +558,26 @@ class MailtraceBot:
             return Decision(
                 allowed=False,
                 reason="access check timed out",
-                message="Slack was too slow to tell me whether you may ask. Please try again.",
+                message=N_("Slack was too slow to tell me whether you may ask. Please try again."),
             )
 
-    def _help(self) -> str:
-        servers = ", ".join(s.name for s in self.settings.servers) or "none configured"
-        return (
-            "*/mailtrace* tells you what happened to an email, from our Postfix logs.\n"
-            f"```{escape(USAGE)}```\n"
-            f"Servers: {escape(servers)}. Dates and times are in your Slack time zone.\n"
-            "The answer comes as a thread in this channel: a summary, then one reply per "
-            "message with what happened and why; *Show log lines* attaches the raw lines. "
-            "If I'm not in the channel, only you see the answer — invite me for threads."
+    def _help(self, lang: Language = ENGLISH) -> str:
+        _ = lang.gettext
+        servers = ", ".join(s.name for s in self.settings.servers) or _("none configured")
+        return "\n".join(
+            [
+                _("*/mailtrace* tells you what happened to an email, from our Postfix logs."),
+                f"```{escape(usage(lang))}```",
+                _("Servers: {servers}. Dates and times are in your Slack time zone.").format(
+                    servers=escape(servers)
+                ),
+                _(
+                    "The answer comes as a thread in this channel: a summary, then one reply per "
+                    "message with what happened and why; *Show log lines* attaches the raw "
+                    "lines. If I'm not in the channel, only you see the answer — invite me for "
+                    "threads."
+                ),
+            ]
         )
 
     def _record(
@@ -595,3 +630,15 @@ class MailtraceBot:
             duration,
             counts.get("messages", "-"),
         )
+
+
+def _progress_words(state: str | None, lang: Language) -> str:
+    """A server's progress as run_search reports it ('answered', 'failed: REASON'), in `lang`."""
+    _ = lang.gettext
+    if state is None:
+        return _("searching")
+    if state.startswith("failed: "):
+        return _("failed: {reason}").format(
+            reason=failure_words(state.removeprefix("failed: "), lang)
+        )
+    return _("answered") if state == "answered" else state

@@ -23,6 +23,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.i18n import ENGLISH, Language
 from bot.render.slack import (
     INVITE_HINT,
     SlackMessage,
@@ -89,8 +90,15 @@ async def respond_ephemeral(respond: AsyncRespond, message: SlackMessage, channe
 class Delivery:
     """One answer's way to the asker: a thread in `channel`, or the response_url."""
 
-    def __init__(self, client: AsyncWebClient, respond: AsyncRespond, channel: str) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        channel: str,
+        lang: Language = ENGLISH,
+    ) -> None:
         self.client = client
+        self.lang = lang  # the asker's: our own notices and hints are worded in it
         self.respond = respond
         self.channel = channel
         self.mode: Literal["thread", "respond"] = "thread"
@@ -133,7 +141,7 @@ class Delivery:
     async def finish(self, thread: SlackThread) -> None:
         """Replace the progress note with the summary and post the replies under it."""
         if self.mode == "respond" or self.parent_ts is None:
-            for message in render_for_respond(thread, self.hint):
+            for message in render_for_respond(thread, self.hint, self.lang):
                 self.delivered |= await self._respond(message)
             return
         try:
@@ -150,8 +158,11 @@ class Delivery:
         if self.failures:
             await self._respond(
                 render_notice(
-                    f"⚠️ Part of this answer could not be posted ({'; '.join(self.failures[:3])}). "
-                    "Please ask again in a minute; if it keeps happening, tell the ops team."
+                    "⚠️ "
+                    + self.lang.gettext(
+                        "Part of this answer could not be posted ({errors}). Please ask again "
+                        "in a minute; if it keeps happening, tell the ops team."
+                    ).format(errors="; ".join(self.failures[:3]))
                 )
             )
 
