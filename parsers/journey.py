@@ -1,13 +1,8 @@
 """Messages -> journeys: one per mail as the sender sent it, each recipient at the end of its road.
 
 Strategy: the trace gives one `Message` per (server, queue ID life), linked where the logs say
-so. A person asks about the mail, not about queue files, so the messages are joined into
-journeys with a union-find over those links: a delivery "queued as" on the next configured
-server, a "forwarded as" copy, a content filter's re-injected copy (orig_queue_id), and the same
-Message-ID and sender on another server when no link was logged. Notifications a mail caused
-(bounce, delay, success notices) belong to its journey as notices, not as mails. A next hop's
-pre-queue refusal (NOQUEUE) of the same sender and recipient, while the previous hop was trying
-to deliver, is evidence of that journey.
+so. A person asks about the mail, not about queue files, so `parsers.joining` first joins the
+messages that are one mail (hand-overs, Message-ID, notices, a next hop's refusal as evidence).
 
 Each recipient the sender addressed is then followed from the first server along the per-
 recipient hand-over ("queued as" / "forwarded as" in its own delivery line) to its last state:
@@ -27,12 +22,10 @@ from pydantic import BaseModel, ConfigDict
 
 from parsers.explain import explain_status
 from parsers.i18n import ENGLISH, Translator
-from parsers.models import STATUS_SEVERITY, LinkKind, Message, Recipient, Status
+from parsers.joining import Links, NoticeKind, answered_by, stamp
+from parsers.models import STATUS_SEVERITY, Message, Recipient, Status
 
 DEFAULT_QUEUE_LIFETIME = timedelta(days=5)  # Postfix's maximal_queue_lifetime default
-# How far apart in time a next hop's refusal may lie from the previous hop's message lines
-# and still be its answer (clocks of two servers drift a little).
-_REFUSAL_SLACK = timedelta(seconds=120)
 _MAILBOX_RELAYS = ("local", "virtual", "maildrop", "dovecot", "lmtp", "pipe")
 
 
@@ -49,13 +42,6 @@ class Verdict(StrEnum):
     DELETED = "deleted"
     DISCARDED = "discarded"
     UNKNOWN = "unknown"
-
-
-class NoticeKind(StrEnum):
-    BOUNCE = "bounce"  # sender non-delivery notification
-    DELAY = "delay"  # sender delay notification
-    SUCCESS = "success"  # sender delivery status notification (DSN success, NOTIFY=SUCCESS)
-    OTHER = "other"  # postmaster copies and anything else
 
 
 class MessageRef(BaseModel):
@@ -137,128 +123,27 @@ def build_journeys(
 ) -> list[Journey]:
     """Join messages into journeys, ordered by first line; every message lands in exactly one.
     What the joining adds in words (a refusal's meaning, a hold-up) is worded with `tr`."""
-    return _Joiner(messages, lifetimes or {}, tr).journeys()
+    return _Roads(messages, lifetimes or {}, tr).journeys()
 
 
-def notice_kind(words: str | None) -> NoticeKind:
-    """'sender delay notification' -> DELAY, and so on."""
-    text = (words or "").lower()
-    if "non-delivery" in text:
-        return NoticeKind.BOUNCE
-    if "delay" in text:
-        return NoticeKind.DELAY
-    if "delivery status" in text and text.startswith("sender"):
-        return NoticeKind.SUCCESS
-    return NoticeKind.OTHER
+class _Roads(Links):
+    """Each joined mail told as a journey: every recipient followed to the end of its road."""
 
-
-class _Joiner:
     def __init__(
         self, messages: Sequence[Message], lifetimes: Mapping[str, timedelta], tr: Translator
     ) -> None:
+        super().__init__(messages)
         self.tr = tr
-        self.m = list(messages)
         self.lifetimes = lifetimes
-        self.parent = list(range(len(self.m)))
-        self.children: dict[int, list[int]] = {}  # downstream hand-overs, explicit links
-        self.implicit: dict[int, list[int]] = {}  # downstream by Message-ID only
-        self.incoming: set[int] = set()
-        self.notice_of: dict[int, tuple[int, NoticeKind]] = {}
-        self.refusals: dict[int, list[int]] = {}  # message -> joined NOQUEUE entries
-        self.index = {(x.host, x.queue_id): i for i, x in enumerate(self.m) if x.queue_id}
 
-    # -- union-find ----------------------------------------------------------------------
-    def find(self, i: int) -> int:
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-    def edge(self, up: int, down: int, table: dict[int, list[int]]) -> None:
-        if up == down or down in table.get(up, []):
-            return
-        table.setdefault(up, []).append(down)
-        self.incoming.add(down)
-        self.union(up, down)
-
-    # -- joining -------------------------------------------------------------------------
     def journeys(self) -> list[Journey]:
-        self.join_links()
-        self.join_message_ids()
-        self.join_refusals()
-        groups: dict[int, list[int]] = {}
-        for i in range(len(self.m)):
-            if i in self.notice_of and self.find(self.notice_of[i][0]) != self.find(i):
-                continue  # told as a notice of the mail that caused it
-            groups.setdefault(self.find(i), []).append(i)
-        notices: dict[int, list[int]] = {}
-        for i, (cause, _) in self.notice_of.items():
-            notices.setdefault(self.find(cause), []).append(i)
+        groups, notices = self.join()
         built = [self.journey(members, notices.get(root, [])) for root, members in groups.items()]
         return sorted(built, key=_journey_order)
 
-    def join_links(self) -> None:
-        for i, msg in enumerate(self.m):
-            for link in msg.links:
-                j = self.index.get((link.host, link.queue_id)) if link.host else None
-                if j is None:
-                    continue
-                if link.kind is LinkKind.BOUNCE:
-                    self.notice_of.setdefault(j, (i, notice_kind(link.notice)))
-                elif link.kind is LinkKind.PREVIOUS_HOP:
-                    self.edge(j, i, self.children)
-                else:  # next hop, forwarded copy, re-injected copy
-                    self.edge(i, j, self.children)
-
-    def join_message_ids(self) -> None:
-        """The same mail on another server, when no hand-over was logged (or it fell outside
-        the searched logs): same Message-ID and sender, on different servers."""
-        by_id: dict[tuple[str, str | None], list[int]] = {}
-        for i, msg in enumerate(self.m):
-            if msg.message_id and msg.queue_id and msg.sender and i not in self.notice_of:
-                by_id.setdefault((msg.message_id, msg.sender), []).append(i)
-        for members in by_id.values():
-            members.sort(key=lambda k: _stamp(self.m[k].first_seen))
-            up = members[0]  # the earliest copy: the others went on from it
-            for down in members[1:]:
-                if self.m[up].host == self.m[down].host or self.find(up) == self.find(down):
-                    continue
-                if down in self.incoming:
-                    self.union(up, down)
-                else:
-                    self.edge(up, down, self.implicit)
-
-    def join_refusals(self) -> None:
-        """A next hop's NOQUEUE refusal belongs to the mail another server was delivering to the
-        same recipient from the same sender at that time."""
-        for k, refusal in enumerate(self.m):
-            if refusal.queue_id is not None or refusal.status is Status.SENT:
-                continue  # queued, or accepted by a before-queue filter: not a refusal
-            if not refusal.recipients:
-                continue
-            best: tuple[float, int] | None = None
-            for i, msg in enumerate(self.m):
-                if msg.queue_id is None or msg.host == refusal.host:
-                    continue
-                if msg.sender != refusal.sender or not _overlaps(msg, refusal):
-                    continue
-                if not any(_answered_by(r, refusal) for r in msg.recipients):
-                    continue
-                gap = abs(_stamp(msg.first_seen) - _stamp(refusal.first_seen))
-                if best is None or gap < best[0]:
-                    best = (gap, i)
-            if best is not None:
-                self.refusals.setdefault(best[1], []).append(k)
-                self.union(best[1], k)
-
     # -- one journey -------------------------------------------------------------------------
     def journey(self, members: list[int], notice_ids: list[int]) -> Journey:
-        members.sort(key=lambda k: (_stamp(self.m[k].first_seen), k))
+        members.sort(key=lambda k: (stamp(self.m[k].first_seen), k))
         queued = [k for k in members if self.m[k].queue_id is not None]
         roots = [k for k in queued if k not in self.incoming] or queued or members
         outcomes: dict[str, Outcome] = {}
@@ -266,7 +151,7 @@ class _Joiner:
             for r in self.m[root].recipients:
                 for outcome in self.follow(root, r, (), root, set(), (), r.orig_to or r.address):
                     seen = outcomes.get(outcome.address)
-                    if seen is None or _stamp(outcome.at) >= _stamp(seen.at):
+                    if seen is None or stamp(outcome.at) >= stamp(seen.at):
                         outcomes[outcome.address] = outcome
         first = self.m[roots[0]]
         stamps = [s for k in members for s in (self.m[k].first_seen, self.m[k].last_seen) if s]
@@ -288,7 +173,7 @@ class _Joiner:
         )
 
     def _first(self, k: int) -> float:
-        return _stamp(self.m[k].first_seen)
+        return stamp(self.m[k].first_seen)
 
     def notice(self, k: int) -> Notice:
         msg = self.m[k]
@@ -426,26 +311,9 @@ class _Joiner:
     def refusal_for(self, i: int, r: Recipient) -> Message | None:
         for k in self.refusals.get(i, []):
             refusal = self.m[k]
-            if _answered_by(r, refusal) and refusal.recipients[0].dsn == r.dsn:
+            if answered_by(r, refusal) and refusal.recipients[0].dsn == r.dsn:
                 return refusal
         return None
-
-
-def _answered_by(r: Recipient, refusal: Message) -> bool:
-    """Could this refusal be the answer `r`'s delivery attempt got? Same address, and `r` went
-    out over SMTP and failed at least once (or its final state is that failure)."""
-    if not any(x.address in (r.address, r.orig_to) for x in refusal.recipients):
-        return False
-    went_out = r.relay is not None and "[" in r.relay
-    return went_out and (r.attempts > 1 or r.status is not Status.SENT)
-
-
-def _overlaps(msg: Message, refusal: Message) -> bool:
-    if msg.first_seen is None or refusal.first_seen is None:
-        return False
-    start = msg.first_seen - _REFUSAL_SLACK
-    end = (msg.last_seen or msg.first_seen) + _REFUSAL_SLACK
-    return start <= refusal.first_seen <= end
 
 
 def _continues(x: Recipient, r: Recipient) -> bool:
@@ -485,9 +353,5 @@ def _verdict(recipients: tuple[Outcome, ...], first: Message) -> Verdict:
     return Verdict(worst.value)
 
 
-def _stamp(moment: datetime | None) -> float:
-    return moment.timestamp() if moment is not None else float("-inf")
-
-
 def _journey_order(j: Journey) -> tuple[float, str]:
-    return _stamp(j.first_seen), j.messages[0].host if j.messages else ""
+    return stamp(j.first_seen), j.messages[0].host if j.messages else ""

@@ -20,7 +20,8 @@ from bot.render.live import live_lines
 from bot.render.times import ago, outcome_times
 from parsers.dsn import describe_dsn
 from parsers.i18n import N_
-from parsers.journey import Journey, Notice, NoticeKind, Outcome, Verdict
+from parsers.joining import NoticeKind
+from parsers.journey import Journey, Notice, Outcome, Verdict
 from parsers.models import Message, Status
 from parsers.queue import LiveQueue
 
