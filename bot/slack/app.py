@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,26 +37,24 @@ from bot.live_queue import check_live_queues
 from bot.query import Query, parse_query, usage
 from bot.render.empty import DEFAULT_CONTACT
 from bot.render.slack import (
-    SHOW_LINES_ACTION,
     escape,
-    render_notice,
     render_progress,
-    render_raw_lines,
     render_thread,
     unescape,
 )
-from bot.render.view import AnswerView, build_view
+from bot.render.view import build_view
 from bot.result import SearchResult
 from bot.search import choose_servers, run_search
 from bot.settings import Settings, SlackConfig
 from bot.slack.access import AccessPolicy, Decision
 from bot.slack.audit import AuditEntry, AuditLog, Outcome, search_outcome
-from bot.slack.delivery import SLACK_CALL_FAILED, Delivery, respond_ephemeral, slack_error
+from bot.slack.delivery import Delivery
 from bot.slack.directory import Directory, Workspace
 from bot.slack.ratelimit import RateLimiter
-from bot.slack.rawlines import AnswerLines, RawLinesCache
+from bot.slack.rawlines import RawLinesCache
 from bot.slack.running import RunningSearches
 from bot.slack.secrets import API_URL
+from bot.slack.showlines import LinesDesk
 from bot.slack.watching import WatchDesk
 from bot.sources.source import LogSource
 from parsers.i18n import N_
@@ -76,14 +73,6 @@ CANCELLED = N_("mailtrace had to restart, so this search was stopped. Please ask
 # thread to say so: together within serve.CANCEL_WAIT_S.
 SEARCH_STOP_WAIT_S = 0.5
 CANCEL_NOTICE_S = 1.5
-LINES_FAILED = N_(
-    "Something went wrong while fetching those log lines (reference {ref}). Please try "
-    "again; if it keeps happening, tell the ops team."
-)
-LINES_GONE = N_(
-    "I no longer have those log lines: I keep them for recent answers only, and forget them "
-    "when I restart. Ask again with /mailtrace to get fresh ones."
-)
 
 # Every Web API method the bot calls, with the bot scope it needs (the manifest must grant them;
 # a test checks both the manifest and that no other method is called in bot/slack/).
@@ -176,7 +165,7 @@ def build_app(
         logger=logging.getLogger("mailtrace.bolt"),
     )
     app.command(COMMAND)(bot.on_command)
-    app.action(re.compile(rf"^{SHOW_LINES_ACTION}(:\d+)?$"))(bot.on_show_lines)
+    bot.lines.register(app)
     bot.watches.register(app)
     with contextlib.suppress(RuntimeError):  # no event loop yet: started by the first watch
         bot.watches.start()
@@ -238,6 +227,7 @@ class MailtraceBot:
         self.access = AccessPolicy(config, self.directory)
         self.limiter = RateLimiter(config.rate_limit_per_minute, monotonic=monotonic)
         self.raw_lines = RawLinesCache(monotonic=monotonic)
+        self.lines = LinesDesk(self)
         self.progress_every_s = PROGRESS_EVERY_S
         self.watches = WatchDesk(self, client)
         log_access(config, workspace)
@@ -332,7 +322,7 @@ class MailtraceBot:
                 result = await self._search(query, sources, names, delivery, lang)
                 result = await self._live_queue(result, sources)
             view = build_view(result, zone, contact=self.contact, lang=lang)
-            key = self._keep_lines(view, delivery)
+            key = self.lines.keep(view, delivery)
             await delivery.finish(render_thread(view, key, lang))
             outcome, reason = search_outcome(result)
             if not delivery.delivered:  # Slack refused every way: not an answer given
@@ -434,114 +424,6 @@ class MailtraceBot:
     async def _live_queue(self, result: SearchResult, sources: list[LogSource]) -> SearchResult:
         """The live queue of mail that is not final (servers with `queue: false` are skipped)."""
         return await check_live_queues(result, self.settings, sources, clock=self.clock)
-
-    def _keep_lines(self, view: AnswerView, delivery: Delivery) -> str | None:
-        if not view.stories:
-            return None
-        return self.raw_lines.put(
-            AnswerLines(
-                channel=delivery.channel,
-                thread_ts=delivery.parent_ts if delivery.mode == "thread" else None,
-                messages=tuple((story.title, story.raw) for story in view.stories),
-            )
-        )
-
-    # ------------------------------------------------------------------ Show log lines
-
-    async def on_show_lines(
-        self,
-        ack: AsyncAck,
-        body: dict[str, Any],
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-    ) -> None:
-        """Attach one message's raw log lines to the thread as a file (audited, whatever
-        happens; a failure is told to whoever clicked)."""
-        await ack()
-        started = self.monotonic()
-        user = str((body.get("user") or {}).get("id") or "")
-        channel = str(
-            (body.get("channel") or {}).get("id")
-            or (body.get("container") or {}).get("channel_id")
-            or ""
-        )
-        actions = body.get("actions") or [{}]
-        value = str(actions[0].get("value") or "")
-        key, _sep, index = value.rpartition(":")
-        answer = self.raw_lines.get(key)
-        lang = self._known_language(user)
-        where = answer.channel if answer is not None else channel
-        outcome, reason, allowed, delivery = Outcome.FAILED, "", True, ""
-        try:
-            decision = await self._check_access(user, where)
-            if not decision.allowed:
-                outcome, reason, allowed = Outcome.REFUSED, decision.reason, False
-                await respond_ephemeral(respond, render_notice(decision.worded(lang, user)), where)
-                return
-            if answer is None or not index.isdigit() or int(index) >= len(answer.messages):
-                outcome = Outcome.LINES_EXPIRED
-                await respond_ephemeral(respond, render_notice(lang.gettext(LINES_GONE)), where)
-                return
-            title, lines = answer.messages[int(index)]
-            delivery, reason = await self._send_lines(client, respond, answer, title, lines, lang)
-            outcome = Outcome.LINES_SHOWN if not reason else Outcome.FAILED
-        except Exception as exc:  # a bug: say so to whoever clicked, never silence
-            ref = secrets.token_hex(4)
-            reason = f"{type(exc).__name__}: {exc}"[:300]
-            logger.exception("show_lines_failed ref=%s user=%s channel=%s", ref, user, where)
-            failed = "⚠️ " + lang.gettext(LINES_FAILED).format(ref=ref)
-            await respond_ephemeral(respond, render_notice(failed), where)
-        finally:
-            self._record(
-                user,
-                where,
-                outcome=outcome,
-                started=started,
-                allowed=allowed,
-                reason=reason,
-                delivery=delivery,
-                action="show_lines",
-                query=value,
-            )
-
-    async def _send_lines(
-        self,
-        client: AsyncWebClient,
-        respond: AsyncRespond,
-        answer: AnswerLines,
-        title: str,
-        lines: Sequence[str],
-        lang: Language = ENGLISH,
-    ) -> tuple[str, str]:
-        """Upload the lines to the answer's thread, else post them ephemerally as code blocks.
-
-        Returns (delivery, reason): "thread" or "respond", and why nothing arrived ("" if it did).
-        """
-        why = "the answer has no thread"
-        if answer.thread_ts is not None:
-            try:
-                await client.files_upload_v2(
-                    channel=answer.channel,
-                    thread_ts=answer.thread_ts,
-                    content="\n".join(lines) + "\n",
-                    filename=f"mailtrace-{re.sub(r'[^A-Za-z0-9._-]+', '-', title)}.log",
-                    title=lang.gettext("Log lines of {title}").format(title=title),
-                    alt_txt=lang.ngettext(
-                        "{n} Postfix log line of {title}",
-                        "{n} Postfix log lines of {title}",
-                        len(lines),
-                    ).format(n=len(lines), title=title),
-                )
-            except SLACK_CALL_FAILED as exc:
-                why = slack_error(exc)
-            else:
-                return "thread", ""
-        logger.info("lines_upload_fallback channel=%s reason=%s", answer.channel, why)
-        posted = [
-            await respond_ephemeral(respond, message, answer.channel)
-            for message in render_raw_lines(title, lines, lang)
-        ]
-        return "respond", "" if all(posted) else f"upload: {why}; response_url failed"
 
     # ------------------------------------------------------------------ shared
 
