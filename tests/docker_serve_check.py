@@ -73,7 +73,11 @@ async def main() -> int:
                     if done.returncode == 0:
                         break
                     if time.monotonic() > deadline:
-                        print(docker("logs", NAME), file=sys.stderr)
+                        logs = subprocess.run(
+                            ["docker", "logs", NAME], capture_output=True, text=True, check=False
+                        )
+                        print("docker: serve never became healthy", file=sys.stderr)
+                        print(logs.stdout + logs.stderr, file=sys.stderr)
                         return 1
                     await asyncio.sleep(1)
                 body, headers = signed_slash_command_request(

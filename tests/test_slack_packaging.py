@@ -138,8 +138,11 @@ def test_dockerfile_healthcheck_runs_an_existing_module() -> None:
     command = json.loads(args.split("CMD", 1)[1].strip())
     assert command[:2] == ["python", "-m"]
     assert importlib.util.find_spec(command[2]) is not None
-    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert command[2].rsplit(".", 1)[0] in packages["packages"]
+    from setuptools import find_packages
+
+    setuptools_config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    include = setuptools_config["packages"]["find"]["include"]
+    assert command[2].rsplit(".", 1)[0] in find_packages(where=str(ROOT), include=include)
 
 
 def test_dockerignore_keeps_secrets_and_tests_out_of_the_build_context() -> None:
@@ -151,3 +154,26 @@ def test_dockerignore_keeps_secrets_and_tests_out_of_the_build_context() -> None
     }
     assert {".git", "tests", "*.pem", ".env"} <= ignored
     assert not {"bot", "parsers", "config", "pyproject.toml", "README.md"} & ignored
+
+
+def test_every_module_is_in_a_package_the_build_ships() -> None:
+    """Every folder of bot/ and parsers/ with Python modules is a package (an __init__.py) that
+    pyproject's package discovery includes, so the wheel and the Docker image hold every module
+    (a subpackage left out once made `serve` fail in the image)."""
+    from fnmatch import fnmatch
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    include = config["tool"]["setuptools"]["packages"]["find"]["include"]
+    shipped = set(find_packages(where=str(ROOT), include=include))
+    folders = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for top in ("bot", "parsers")
+        for path in (ROOT / top).rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    assert folders - shipped == set()
+    assert all(any(fnmatch(p, pattern) for pattern in include) for p in folders)
+    data = config["tool"]["setuptools"]["package-data"]["bot"]
+    assert "locale/*/LC_MESSAGES/*.po" in data
