@@ -221,7 +221,8 @@ def render_thread(
         shown or [view.empty_summary or _("I found no log line for it; the thread says why.")],
         title=view.headline,
     )
-    parent_blocks += context(view.footer)
+    # The parent stays one phone screen: what each server's logs cover goes to the thread.
+    parent_blocks += context([*view.footer, *view.problems])
     pages = paginate(parent_blocks, label=_("Summary"), lang=lang)
     parent = SlackMessage(text=fallback([view.headline, *shown]), blocks=tuple(pages[0]))
     continued = _("{headline} (summary, continued)").format(headline=view.headline)
@@ -236,14 +237,24 @@ def render_thread(
     if not view.stories:
         diagnosis = view.diagnosis or [_("No likely reason stands out.")]
         reasons = _("Likely reasons")
-        blocks = sections(diagnosis, title=reasons) + sections(
-            view.footer, title=_("What I searched")
-        )
+        searched = [*view.footer, *view.coverage, *view.problems]
+        blocks = sections(diagnosis, title=reasons) + sections(searched, title=_("What I searched"))
         replies += [
             SlackMessage(text=fallback([_("Likely reasons:"), *diagnosis]), blocks=tuple(page))
             for page in paginate(blocks, label=reasons, lang=lang)
         ]
+    elif view.coverage:  # after the last story, small
+        replies = _with_coverage(replies, view.coverage)
     return SlackThread(parent=parent, replies=tuple(replies))
+
+
+def _with_coverage(replies: list[SlackMessage], coverage: list[str]) -> list[SlackMessage]:
+    """The servers' coverage as a context block under the last reply, or a reply of its own."""
+    extra = context(coverage)
+    last = replies[-1] if replies else None
+    if last is not None and _fits(last.blocks, extra):
+        return [*replies[:-1], SlackMessage(text=last.text, blocks=(*last.blocks, *extra))]
+    return [*replies, SlackMessage(text=fallback(coverage), blocks=tuple(extra))]
 
 
 def render_for_respond(

@@ -35,5 +35,5 @@ def render_text(
         out.extend(["", _("Likely reasons:")])
         out.extend(view.diagnosis)
     out.append("")
-    out.extend(view.footer)
+    out.extend([*view.footer, *view.coverage, *view.problems])
     return "\n".join(out) + "\n"

@@ -8,7 +8,7 @@ zone. No markup here: renderers escape and decorate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from bot.errors import failure_words
@@ -23,8 +23,10 @@ class AnswerView:
     headline: str
     verdicts: list[str]  # one line per mail, in order
     stories: list[Story]  # one per mail: the thread reply
-    footer: list[str]  # what was searched, failures, notes
+    footer: list[str]  # how many servers were searched, and the window
     diagnosis: list[str]
+    coverage: list[str] = field(default_factory=list)  # per server: files searched, their span
+    problems: list[str] = field(default_factory=list)  # failed servers, notes (incomplete?)
     empty_summary: str = ""  # for an empty answer: one sentence in place of the verdicts
 
 
@@ -58,10 +60,11 @@ def build_view(
         ).format(n=servers, seconds=result.duration_s)
     ]
     footer.extend(line for line in [window_line(result, lang)] if line)
+    covered = []
     for coverage in result.searched:
         first, last = coverage.span
         files = [f for f in coverage.files if f.searched]
-        footer.append(
+        covered.append(
             _("{server}: {n} of {total} log files searched, logs cover {first} – {last}").format(
                 server=coverage.server,
                 n=len(files),
@@ -70,10 +73,10 @@ def build_view(
                 last=short_when(last, zone, lang),
             )
         )
-    footer.extend(
+    problems = [
         f"⚠️ {f.server}: {failure_words(f.reason, lang)}: {f.detail}" for f in result.failures
-    )
-    footer.extend(f"ℹ️ {note}" for note in result.notes)
+    ]
+    problems.extend(f"ℹ️ {note}" for note in result.notes)
     return AnswerView(
         headline=headline,
         verdicts=verdicts,
@@ -81,4 +84,6 @@ def build_view(
         footer=footer,
         diagnosis=diagnosis_lines(result, contact, lang),
         empty_summary="" if result.journeys else empty_summary(result, lang),
+        coverage=covered,
+        problems=problems,
     )
