@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,26 +10,13 @@ from bot.query import parse_query
 from bot.result import SearchResult
 from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
-from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from parsers.models import Status
+from tests.recording import RecordingRunner
 
 NOW = datetime(2024, 5, 9, 12, 0, tzinfo=UTC)
 FIRST_DAY = datetime(2024, 5, 2, tzinfo=UTC)
 DAYS = 8  # May 2 .. May 9: mail.log.7 (oldest) .. mail.log (today)
-
-
-class RecordingRunner(LocalRunner):
-    """The real local runner, remembering each command it ran."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.commands: list[str] = []
-
-    async def stream(self, command: str) -> AsyncIterator[str]:
-        self.commands.append(command)
-        async for line in super().stream(command):
-            yield line
 
 
 def _line(day: datetime, t: str, daemon: str, text: str) -> str:

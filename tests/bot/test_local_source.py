@@ -8,7 +8,6 @@ import lzma
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from parsers.models import Status
 from parsers.trace import group_messages
+from tests.recording import RecordingRunner
 
 DAY1 = "May 11 09:00:00 mx postfix/qmgr[1]: AAAA1: from=<old@example.net>, size=1, nrcpt=1 (queue active)\n"
 DAY2 = "May 12 09:00:00 mx postfix/qmgr[1]: BBBB2: from=<mid@example.net>, size=1, nrcpt=1 (queue active)\n"
@@ -177,19 +177,6 @@ def test_globs_must_keep_wildcards_in_the_file_name() -> None:
     for glob in ("/var/*/mail.log", "var/log/mail.log", "/var/log/$(id)"):
         with pytest.raises(ConfigError):
             commands.split_glob(glob)
-
-
-class RecordingRunner(LocalRunner):
-    """The real local runner, remembering each command it ran."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.commands: list[str] = []
-
-    async def stream(self, command: str) -> AsyncIterator[str]:
-        self.commands.append(command)
-        async for line in super().stream(command):
-            yield line
 
 
 async def test_first_lines_are_cached_until_a_file_changes(logdir: Path) -> None:

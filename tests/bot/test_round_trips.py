@@ -4,7 +4,6 @@ the same."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,21 +15,9 @@ from bot.settings import Limits, ServerConfig, Settings
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from bot.timings import Timings
+from tests.recording import RecordingRunner
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
-
-
-class RecordingRunner(LocalRunner):
-    """The real local runner, remembering each command it ran."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.commands: list[str] = []
-
-    async def stream(self, command: str) -> AsyncIterator[str]:
-        self.commands.append(command)
-        async for line in super().stream(command):
-            yield line
 
 
 def _message(day: int, qid: str, sender: str) -> str:

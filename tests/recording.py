@@ -1,0 +1,20 @@
+"""A runner that runs commands for real and remembers them (tests count round trips with it)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from bot.sources.runner import LocalRunner
+
+
+class RecordingRunner(LocalRunner):
+    """The real local runner, remembering each command it ran."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.commands: list[str] = []
+
+    async def stream(self, command: str) -> AsyncIterator[str]:
+        self.commands.append(command)
+        async for line in super().stream(command):
+            yield line
