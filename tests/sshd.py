@@ -372,3 +372,46 @@ def running_cluster() -> Iterator[SshCluster]:
         if created:
             remove_test_user()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def limited_sshds(
+    prefix: str, max_sessions: int, hosts: tuple[str, ...] = ("mx1", "mx2"), **fields: Any
+) -> Iterator[tuple[tuple[ServerConfig, ...], dict[str, Sshd]]]:
+    """sshds allowing `max_sessions` sessions per connection (logging at DEBUG1, so a refused
+    session shows as "no more sessions"), each with four days of rotated logs, and a server
+    entry for each (`fields` added to every entry). Stopped on exit."""
+    require_sshd()
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        root = Path(name)
+        client = generate_key(root / "client")
+        authorized = root / "authorized_keys"
+        authorized.write_text(client.public_line + "\n")
+        servers = {
+            host: start_sshd(
+                host, root / host, authorized, log_level="DEBUG1", max_sessions=max_sessions
+            )
+            for host in hosts
+        }
+        try:
+            known_hosts = root / "known_hosts"
+            known_hosts.write_text("".join(s.known_hosts_line() + "\n" for s in servers.values()))
+            configs = []
+            for host, sshd in servers.items():
+                write_rotated_logs(root / "logs" / host, host)
+                configs.append(
+                    ServerConfig(
+                        name=host,
+                        host=sshd.host,
+                        port=sshd.port,
+                        keys=(str(client.private),),
+                        use_agent=False,
+                        known_hosts=str(known_hosts),
+                        logs=(str(root / "logs" / host) + "/mail.log*",),
+                        **fields,
+                    )
+                )
+            yield tuple(configs), servers
+        finally:
+            for sshd in servers.values():
+                sshd.stop()

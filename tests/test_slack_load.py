@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.settings import Limits, ServerConfig, Settings, SlackConfig
+from bot.settings import Limits, Settings, SlackConfig
 from bot.slack.app import build_app, build_client
 from bot.slack.audit import Outcome
 from bot.slack.running import RunningSearches
@@ -23,7 +22,7 @@ from bot.slack.serve import Health, build_web_app, start_web
 from bot.sources.factory import build_sources
 from bot.sources.ssh import SSHPool
 from tests import test_slack_app
-from tests.sshd import Sshd, generate_key, require_sshd, start_sshd, write_rotated_logs
+from tests.sshd import Sshd, limited_sshds
 from tests.test_slack_app import BOT_TOKEN, SIGNING_SECRET, Bot, RecordingAudit, text_of
 
 pytestmark = pytest.mark.sshd
@@ -40,46 +39,15 @@ BOUND_S = 300.0  # the whole burst; a hang fails the test instead of stalling CI
 @pytest.fixture(scope="module")
 def load_servers() -> Iterator[tuple[Settings, dict[str, Sshd]]]:
     """mx1 and mx2 with MaxSessions 4 and four days of logs; Slack settings for the burst."""
-    require_sshd()
-    with tempfile.TemporaryDirectory(prefix="mailtrace-slack-load-") as name:
-        root = Path(name)
-        client = generate_key(root / "client")
-        authorized = root / "authorized_keys"
-        authorized.write_text(client.public_line + "\n")
-        servers = {
-            host: start_sshd(
-                host, root / host, authorized, log_level="DEBUG1", max_sessions=MAX_SESSIONS
-            )
-            for host in ("mx1", "mx2")
-        }
-        try:
-            known_hosts = root / "known_hosts"
-            known_hosts.write_text("".join(s.known_hosts_line() + "\n" for s in servers.values()))
-            configs = []
-            for host, sshd in servers.items():
-                write_rotated_logs(root / "logs" / host, host)
-                configs.append(
-                    ServerConfig(
-                        name=host,
-                        host=sshd.host,
-                        port=sshd.port,
-                        keys=(str(client.private),),
-                        use_agent=False,
-                        known_hosts=str(known_hosts),
-                        logs=(str(root / "logs" / host) + "/mail.log*",),
-                        queue=False,  # log copies: no live queue behind them
-                    )
-                )
-            settings = Settings(
-                default_days=None,
-                servers=tuple(configs),
-                limits=Limits(connect_timeout=5, command_timeout=30, max_sessions=MAX_SESSIONS),
-                slack=SlackConfig(rate_limit_per_minute=PER_MINUTE, max_concurrent=4),
-            )
-            yield settings, servers
-        finally:
-            for sshd in servers.values():
-                sshd.stop()
+    # log copies: no live queue behind them
+    with limited_sshds("mailtrace-slack-load-", MAX_SESSIONS, queue=False) as (configs, servers):
+        settings = Settings(
+            default_days=None,
+            servers=configs,
+            limits=Limits(connect_timeout=5, command_timeout=30, max_sessions=MAX_SESSIONS),
+            slack=SlackConfig(rate_limit_per_minute=PER_MINUTE, max_concurrent=4),
+        )
+        yield settings, servers
 
 
 @pytest.fixture

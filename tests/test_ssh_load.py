@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,10 +15,10 @@ import pytest
 from bot.query import parse_query
 from bot.result import SearchResult
 from bot.search import run_search
-from bot.settings import Limits, ServerConfig, Settings
+from bot.settings import Limits, Settings
 from bot.sources.factory import build_sources
 from bot.sources.ssh import SSHPool
-from tests.sshd import Sshd, generate_key, require_sshd, start_sshd, write_rotated_logs
+from tests.sshd import Sshd, limited_sshds
 
 pytestmark = pytest.mark.sshd
 
@@ -32,40 +30,9 @@ BOUND_S = 120.0  # the whole burst; a hang fails the test instead of stalling CI
 @pytest.fixture(scope="module")
 def tight_servers() -> Iterator[tuple[Settings, dict[str, Sshd]]]:
     """Two sshds with MaxSessions 4, and settings that allow the bot 4 channels per connection."""
-    require_sshd()
-    with tempfile.TemporaryDirectory(prefix="mailtrace-load-") as name:
-        root = Path(name)
-        client = generate_key(root / "client")
-        authorized = root / "authorized_keys"
-        authorized.write_text(client.public_line + "\n")
-        servers = {
-            host: start_sshd(
-                host, root / host, authorized, log_level="DEBUG1", max_sessions=MAX_SESSIONS
-            )
-            for host in ("mx1", "mx2")
-        }
-        try:
-            known_hosts = root / "known_hosts"
-            known_hosts.write_text("".join(s.known_hosts_line() + "\n" for s in servers.values()))
-            configs = []
-            for host, sshd in servers.items():
-                write_rotated_logs(root / "logs" / host, host)
-                configs.append(
-                    ServerConfig(
-                        name=host,
-                        host=sshd.host,
-                        port=sshd.port,
-                        keys=(str(client.private),),
-                        use_agent=False,
-                        known_hosts=str(known_hosts),
-                        logs=(str(root / "logs" / host) + "/mail.log*",),
-                    )
-                )
-            limits = Limits(connect_timeout=5, command_timeout=30, max_sessions=MAX_SESSIONS)
-            yield Settings(default_days=None, servers=tuple(configs), limits=limits), servers
-        finally:
-            for sshd in servers.values():
-                sshd.stop()
+    with limited_sshds("mailtrace-load-", MAX_SESSIONS) as (configs, servers):
+        limits = Limits(connect_timeout=5, command_timeout=30, max_sessions=MAX_SESSIONS)
+        yield Settings(default_days=None, servers=configs, limits=limits), servers
 
 
 async def test_a_burst_of_searches_never_loses_a_server(
