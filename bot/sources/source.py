@@ -98,6 +98,9 @@ class LogSource:
         # repeated hour -> (the files it was read from, per path the lines of its second pass)
         self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
         self._ahead: _Ahead | None = None  # pass 2's lines fetched with the last pass 1
+        # The server's faster tools, probed with the first listing (None: not yet; set it to
+        # commands.NO_TOOLS beforehand to search with grep and the standard decompressors).
+        self.tools: commands.Tools | None = None
 
     @property
     def name(self) -> str:
@@ -109,6 +112,10 @@ class LogSource:
         return self.runner.stream(command)
 
     @property
+    def _tools(self) -> commands.Tools:
+        return self.tools or commands.NO_TOOLS
+
+    @property
     def listed(self) -> list[LogFile]:
         """The files of the last listing, oldest first."""
         return self._files
@@ -118,7 +125,9 @@ class LogSource:
         if self.server.source == "journald":
             self._files = await self._journal_days()
             return self._files
-        command = commands.list_command(self.server.logs, self.limits.command_timeout)
+        command = commands.list_command(
+            self.server.logs, self.limits.command_timeout, probe=self.tools is None
+        )
         return await self._files_from(self._run(command), read_heads=True)
 
     async def _files_from(self, lines: AsyncIterator[str], *, read_heads: bool) -> list[LogFile]:
@@ -129,6 +138,10 @@ class LogSource:
         async for line in lines:
             if line == commands.LISTING_END:
                 break
+            if line.startswith(commands.TOOLS_PREFIX) or line == commands.TOOLS_PREFIX[0]:
+                self.tools = commands.parse_tools(line)
+                log.debug("%s: tools %s", self.name, self.tools)
+                continue
             if line.startswith(commands.HEAD_PREFIX):
                 path, _, first = line[len(commands.HEAD_PREFIX) :].partition("\t")
                 heads[path] = first
@@ -208,7 +221,7 @@ class LogSource:
         for path in paths:
             size, mtime = stats[path]
             found[(path, size, mtime)] = None
-        command = commands.heads_command(paths, self.limits.command_timeout)
+        command = commands.heads_command(paths, self.limits.command_timeout, self._tools)
         async for line in self._run(command):
             path, _, first = line.partition("\t")
             if path not in stats:
@@ -259,6 +272,7 @@ class LogSource:
                 regions=regions,
                 journal_directory=self.server.journal_directory,
                 then_ids=then_ids,
+                tools=self._tools,
             )
             lines = self._run(command)
             if then_ids is not None:
@@ -334,6 +348,8 @@ class LogSource:
                 ignore_case=ignore_case,
                 with_offsets=with_offsets,
                 then_ids=then_ids,
+                tools=self._tools,
+                probe=self.tools is None,
             )
             stream = cast(AsyncGenerator[str, None], self._run(command))  # both runners'
             async with contextlib.aclosing(stream) as lines:
@@ -422,7 +438,9 @@ class LogSource:
         prefixes = hour_prefixes(hour)
         by_path: dict[str, list[str]] = {f.path: [] for f in files}
         ordered = commands.longest_first(list(by_path))
-        command = commands.grep_command(list(by_path), prefixes, self.limits.command_timeout)
+        command = commands.grep_command(
+            list(by_path), prefixes, self.limits.command_timeout, tools=self._tools
+        )
         async for line in self._run(command):
             split = commands.split_grep_line(line, ordered, with_offsets=False)
             if split is not None:
