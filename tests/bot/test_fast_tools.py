@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +17,9 @@ from bot.result import SearchResult
 from bot.search import run_search
 from bot.settings import Settings, load_settings
 from bot.sources import commands
-from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from bot.timings import Timings
+from tests.recording import RecordingRunner
 from tests.test_fixture_scenarios import DOC, _write_config
 
 HOSTS = ["mx-a", "mx-b", "mx-rot", "mx-s/traditional"]
@@ -30,19 +29,6 @@ needs_tools = pytest.mark.skipif(
     not HAVE_TOOLS and os.environ.get("CI") != "true",
     reason="ripgrep, pigz or zstd is not installed here (CI installs them)",
 )
-
-
-class RecordingRunner(LocalRunner):
-    """The real local runner, remembering each command it ran."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.commands: list[str] = []
-
-    async def stream(self, command: str) -> AsyncIterator[str]:
-        self.commands.append(command)
-        async for line in super().stream(command):
-            yield line
 
 
 def _logs(root: Path) -> Settings:
