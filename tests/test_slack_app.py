@@ -148,8 +148,20 @@ class Bot:
         )
         return await self.post(body, headers)
 
-    async def click(self, value: str, *, user: str = USER, name: str = "b1") -> int:
-        """POST a signed block_actions request for the "Show log lines" button."""
+    async def click(
+        self,
+        value: str,
+        *,
+        user: str = USER,
+        name: str = "b1",
+        action_id: str = "show_log_lines:0",
+        thread_ts: str | None = None,
+    ) -> int:
+        """POST a signed block_actions request for a button (by default "Show log lines") of a
+        message, in a thread when `thread_ts` is given."""
+        container = {"type": "message", "channel_id": CHANNEL, "message_ts": "1.1"}
+        if thread_ts is not None:
+            container["thread_ts"] = thread_ts
         payload = {
             "type": "block_actions",
             "team": {"id": "T1", "domain": "fake-workspace"},
@@ -157,13 +169,13 @@ class Bot:
             "api_app_id": "A1",
             "token": "fake-verification-token",
             "trigger_id": "1.2.3",
-            "container": {"type": "message", "channel_id": CHANNEL, "message_ts": "1.1"},
+            "container": container,
             "channel": {"id": CHANNEL, "name": "ops"},
             "response_url": self.fake.response_url(name),
             "actions": [
                 {
                     "type": "button",
-                    "action_id": "show_log_lines:0",
+                    "action_id": action_id,
                     "block_id": "b",
                     "value": value,
                     "action_ts": "1.5",

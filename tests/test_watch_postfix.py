@@ -12,11 +12,9 @@ import json
 import re
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 
@@ -25,7 +23,6 @@ from bot.settings import ServerConfig, Settings, SlackConfig, WatchConfig
 from bot.slack.audit import Outcome
 from bot.slack.watching import CANCEL_ACTION, RETRY_ACTION, WATCH_ACTION
 from bot.watch.store import WatchStore
-from tests.fakeslack import sign_slack_request
 from tests.postfix_live import Instance, running_pair, send, wait_for
 from tests.smtpsink import smtp_sink
 from tests.sshd import free_port
@@ -156,40 +153,8 @@ def test_cli_watch_refuses_a_bad_duration_and_queue_id(
 
 async def press(bot: Bot, action: str, value: str, thread_ts: str, *, user: str = USER) -> int:
     """POST a signed block_actions request for one of the watch buttons in a thread."""
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1", "domain": "fake-workspace"},
-        "user": {"id": user, "name": user.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "fake-verification-token",
-        "trigger_id": "1.2.3",
-        "container": {
-            "type": "message",
-            "channel_id": CHANNEL,
-            "message_ts": "9.9",
-            "thread_ts": thread_ts,
-        },
-        "channel": {"id": CHANNEL, "name": "ops"},
-        "response_url": bot.fake.response_url(f"press-{user}-{action}"),
-        "actions": [
-            {
-                "type": "button",
-                "action_id": action,
-                "block_id": "w",
-                "value": value,
-                "action_ts": "1",
-            }
-        ],
-    }
-    body = urlencode({"payload": json.dumps(payload)})
-    ts = int(time.time())
-    headers = {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": str(ts),
-        "X-Slack-Signature": sign_slack_request(SIGNING_SECRET, body, ts),
-    }
-    status, _, _ = await bot.post(body, headers)
-    return status
+    name = f"press-{user}-{action}"
+    return await bot.click(value, user=user, name=name, action_id=action, thread_ts=thread_ts)
 
 
 def watch_buttons(bot: Bot) -> dict[str, str]:
