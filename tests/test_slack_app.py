@@ -4,6 +4,7 @@ Slack in tests/fakeslack.py, searching real Postfix logs (local files, or real s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
@@ -433,15 +434,17 @@ async def test_unverified_requests_are_refused(
 # ---------------------------------------------------------------------- Socket Mode
 
 
-async def test_socket_mode_envelope_is_acked_and_answered(
-    fake: FakeSlack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A slash command envelope over the fake WebSocket is acked and the thread is posted."""
-    settings = log_settings(HOWTO_LOG)
-    audit = RecordingAudit(tmp_path / "audit.jsonl")
+@contextlib.asynccontextmanager
+async def socket_mode_app(
+    fake: FakeSlack,
+    settings: Settings,
+    sources: Callable[[], Sequence[LogSource]],
+    audit: AuditLog,
+) -> AsyncIterator[AsyncSocketModeHandler]:
+    """The real app in Socket Mode, connected to the fake's WebSocket; closed on exit."""
     app = build_app(
         settings,
-        lambda: build_sources(settings),
+        sources,
         client=build_client(BOT_TOKEN, fake.api_url),
         clock=lambda: NOW,
         audit=audit,
@@ -450,6 +453,18 @@ async def test_socket_mode_envelope_is_acked_and_answered(
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]
         await fake.wait_for_socket_client()
+        yield handler
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+async def test_socket_mode_envelope_is_acked_and_answered(
+    fake: FakeSlack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A slash command envelope over the fake WebSocket is acked and the thread is posted."""
+    settings = log_settings(HOWTO_LOG)
+    audit = RecordingAudit(tmp_path / "audit.jsonl")
+    async with socket_mode_app(fake, settings, lambda: build_sources(settings), audit):
         payload = slash_command_payload(
             text="sender2@example.net 2024-05-13",
             user_id=USER,
@@ -462,8 +477,6 @@ async def test_socket_mode_envelope_is_acked_and_answered(
         ack_s = time.monotonic() - started
         await audit.wait(1)
         report_timing(capsys, "Socket Mode, local log", ack_s, time.monotonic() - started)
-    finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
     assert ack["payload"]["text"].startswith("🔎 Searching")
     assert fake.last_call("apps.connections.open").token == APP_TOKEN
     replies = [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]

@@ -9,24 +9,20 @@ import logging
 from pathlib import Path
 
 import pytest
-from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
-from bot.slack.app import build_app, build_client
 from bot.slack.audit import Outcome
 from bot.sources.source import LogSource
 from tests import test_slack_app
 from tests.fakeslack import FakeSlack, slash_command_payload
 from tests.test_slack_app import (
-    APP_TOKEN,
-    BOT_TOKEN,
     CHANNEL,
     HOWTO_LOG,
-    NOW,
     USER,
     BotFactory,
     GatedRunner,
     RecordingAudit,
     log_settings,
+    socket_mode_app,
     text_of,
 )
 
@@ -149,17 +145,7 @@ async def test_socket_mode_dropped_mid_answer_still_delivers_the_answer(
         return [LogSource(server, GatedRunner(server.name, gate), settings.limits)]
 
     audit = RecordingAudit(tmp_path / "audit.jsonl")
-    app = build_app(
-        settings,
-        sources,
-        client=build_client(BOT_TOKEN, fake.api_url),
-        clock=lambda: NOW,
-        audit=audit,
-    )
-    handler = AsyncSocketModeHandler(app, app_token=APP_TOKEN)
-    try:
-        await handler.connect_async()  # type: ignore[no-untyped-call]
-        await fake.wait_for_socket_client()
+    async with socket_mode_app(fake, settings, sources, audit):
         payload = slash_command_payload(
             text=QUERY, user_id=USER, channel_id=CHANNEL, response_url=fake.response_url("r1")
         )
@@ -169,8 +155,6 @@ async def test_socket_mode_dropped_mid_answer_still_delivers_the_answer(
         gate.set()
         [entry] = await audit.wait(1, timeout=30)
         await fake.wait_for_socket_client(timeout=30, total=2)
-    finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]
     assert entry.outcome is Outcome.ANSWERED
     assert entry.delivery == "thread"
     replies = [c for c in fake.calls_to("chat.postMessage") if c.params.get("thread_ts")]
