@@ -40,13 +40,9 @@ class LinkResolver:
     def __init__(self, settings: Settings) -> None:
         self.names = {server.name: server.names() for server in settings.servers}
 
-    def candidates(self, text: str) -> list[set[str]]:
-        """Names for `host[ip]:port`, most specific first: with the port, the host, the IP."""
-        return relay_names(text)
-
     def server_for(self, text: str) -> str | None:
         """The one configured server the text names; None when none does, or several equally."""
-        for level in self.candidates(text):
+        for level in relay_names(text):
             hits = [name for name, names in self.names.items() if level & names]
             if len(hits) == 1:
                 return hits[0]

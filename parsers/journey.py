@@ -24,6 +24,7 @@ from parsers.explain import explain_status
 from parsers.i18n import ENGLISH, Translator
 from parsers.joining import Links, NoticeKind, answered_by, stamp
 from parsers.models import STATUS_SEVERITY, Message, Recipient, Status
+from parsers.trace import resolve_local_relays
 
 DEFAULT_QUEUE_LIFETIME = timedelta(days=5)  # Postfix's maximal_queue_lifetime default
 _MAILBOX_RELAYS = ("local", "virtual", "maildrop", "dovecot", "lmtp", "pipe")
@@ -216,7 +217,7 @@ class _Roads(Links):
                 if j in seen:
                     continue
                 step = road
-                if self.m[j].host == msg.host and (r.content_filter or _is_filter(r)):
+                if self.m[j].host == msg.host and (r.content_filter or _on_loopback(r, msg.host)):
                     step = (*road, "content filter")
                 for x in self._continued(j, r):
                     out.extend(self.follow(j, x, step, root, seen, hold_ups, asked))
@@ -320,9 +321,9 @@ def _continues(x: Recipient, r: Recipient) -> bool:
     return r.address in (x.address, x.orig_to) or (r.orig_to is not None and r.orig_to == x.orig_to)
 
 
-def _is_filter(r: Recipient) -> bool:
-    relay = (r.relay or "").lower()
-    return relay.startswith(("127.", "localhost", "[127.", "::1", "[::1]"))
+def _on_loopback(r: Recipient, host: str) -> bool:
+    """Delivered to a port on its own host (a content filter), by the trace's own rule."""
+    return bool(r.relay) and resolve_local_relays(r.relay or "", host) == host
 
 
 def _is_temporary(dsn: str | None) -> bool:
