@@ -62,8 +62,17 @@ def build_view(
     footer.extend(line for line in [window_line(result, lang)] if line)
     covered = []
     for coverage in result.searched:
+        if not coverage.files:
+            continue  # nothing was listed there: the problem line below says why
         first, last = coverage.span
         files = [f for f in coverage.files if f.searched]
+        if first is None or last is None:
+            covered.append(
+                _("{server}: {n} of {total} log files searched").format(
+                    server=coverage.server, n=len(files), total=len(coverage.files)
+                )
+            )
+            continue
         covered.append(
             _("{server}: {n} of {total} log files searched, logs cover {first} – {last}").format(
                 server=coverage.server,

@@ -129,8 +129,9 @@ def test_unreadable_everything_is_couldnt_search(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Nothing could be read (the only log glob matches nothing): exit 3, the headline says
-    'couldn't search', the JSON codes hold no guess about the mail, and the next step is about
-    the --log path (`mailtrace doctor` checks configured servers, not these files)."""
+    'couldn't search', the JSON codes hold no guess about the mail, the next step is about
+    the --log path (`mailtrace doctor` checks configured servers, not these files), and no
+    empty "0 of 0 log files" coverage line stands beside the problem line that says why."""
     status = main(["trace", "a@example.org", "--log", f"{tmp_path}/none*", "--format", "json"])
     doc = json.loads(capsys.readouterr().out)
     assert status == 3
@@ -141,6 +142,8 @@ def test_unreadable_everything_is_couldnt_search(
     assert status == 3
     assert out.startswith("a@example.org: couldn't search (local could not be searched)\n")
     assert "   next: Check the path given with --log" in out
+    assert "log files searched" not in out
+    assert f"⚠️ local: no log files: nothing matches {tmp_path}/none*" in out
     assert "doctor" not in out
     assert "nothing found" not in out
     assert "never reached" not in out
