@@ -453,8 +453,7 @@ async def _trace_wanted(
         first = files if files is not None else _hop_files(st, todo, start)
         if regions:
             near = [f for f in first if f.path in regions]
-            await _grep_ids(st, near, todo, regions)
-            await _grep_ids(st, [f for f in first if f.path not in regions], todo)
+            await _grep_ids(st, first, todo, regions)  # the others whole, in the same command
             partial = sorted(set(todo) - _whole_lives(st, todo))
             if partial:
                 await _grep_ids(st, near, partial)
