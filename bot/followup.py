@@ -6,11 +6,13 @@ read is followed into later files, but only as far as Postfix can keep it: its q
 after it arrived, plus the last retry's back-off and the bounce that expiry causes
 (`later_files`). A message whose start is missing is looked for in earlier files only as far
 back as it could have arrived (`earlier_files`). Each group is grepped in one remote command.
+A hop (a queue ID another server's line named) is looked for only from shortly before its
+hand-over to its server's queue lifetime after it (`hop_files`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from bot.sources.source import LogFile
@@ -20,6 +22,9 @@ from parsers.models import LogEvent
 # at most Postfix's maximal_backoff_time (4000 s) later, plus a queue run (300 s). Two hours
 # covers that and the bounce notice it logs.
 EXPIRY_MARGIN = timedelta(hours=2)
+# A hop's first line can come a little before the line that named it: the receiving server logs
+# its queue ID before the sender logs "queued as", and two servers' clocks differ a little.
+HANDOVER_MARGIN = timedelta(minutes=15)
 
 
 def regions(
@@ -82,3 +87,13 @@ def earlier_files(
         return list(files)
     first = seen - lifetime - EXPIRY_MARGIN
     return [f for f in files if f.mtime >= first]
+
+
+def hop_files(
+    files: Sequence[LogFile], handovers: Iterable[datetime], lifetime: timedelta
+) -> list[LogFile]:
+    """The files that can hold the lines of hops handed over at `handovers`: a hop's message
+    starts at its hand-over (less `HANDOVER_MARGIN`) and is gone a queue lifetime (and the
+    expiry's margin) after it. A message still open at the end is followed like any other."""
+    spans = [(t - HANDOVER_MARGIN, t + lifetime + EXPIRY_MARGIN) for t in handovers]
+    return [f for f in files if any(f.covers(begin, end) for begin, end in spans)]

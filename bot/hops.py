@@ -8,13 +8,14 @@ until no round adds one. A central log host (bot/loghost.py) keeps hops between 
 that share its files inside the same files, and its lines are handed to the hosts that wrote
 them before the answer is grouped. After the last round, a link that names a server where
 the queue ID was looked for and never found is taken back: the mail went somewhere not
-searched.
+searched. Each queued ID keeps its hand-over time (the line that named the link), so that the
+round greps on the linked server only the files that can hold it (bot/followup.py: hop_files).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import timedelta
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.loghost import HostResolver, onward_ids, relay_names, split_by_hostname
@@ -32,6 +33,7 @@ class HopState(Protocol):
     events: list[LogEvent]
     wanted: set[str]  # queue IDs to trace on this server
     traced: set[str]  # those already looked for
+    handovers: dict[str, datetime | None]  # wanted ID -> when it was handed over (None: unknown)
 
 
 class LinkResolver:
@@ -71,21 +73,46 @@ def plan_hops(
             onward = onward_ids(st.events, st.wanted)
             st.wanted |= onward
             new = new or bool(onward)
+        named = handover_times(st.events)
         for message in group_messages(st.events, resolver):
             for link in message.links:
                 if link.host is None:
                     continue
                 target = states.get(link.host)
                 if target is not None and link.queue_id not in target.wanted:
-                    target.wanted.add(link.queue_id)
+                    when = named.get((message.queue_id, link.queue_id), message.first_seen)
+                    want(target, link.queue_id, when)
                     new = True
             if message.client and message.queue_id:
                 origin = resolver.server_for(message.client)
                 target = states.get(origin) if origin and origin != name else None
                 if target is not None and message.queue_id not in target.wanted:
-                    target.wanted.add(message.queue_id)  # greps "queued as ID" there
+                    want(target, message.queue_id, message.first_seen)  # "queued as ID" there
                     new = True
     return new
+
+
+def want(st: HopState, queue_id: str, handed_over: datetime | None) -> None:
+    """Trace `queue_id` on this server; its lines lie around `handed_over` (None: unknown)."""
+    st.wanted.add(queue_id)
+    known = st.handovers.get(queue_id, handed_over)
+    st.handovers[queue_id] = (
+        None if known is None or handed_over is None else min(known, handed_over)
+    )
+
+
+def handover_times(events: Iterable[LogEvent]) -> dict[tuple[str | None, str], datetime]:
+    """(queue ID, linked queue ID) -> the time of the first line of the one naming the other
+    ("queued as", "forwarded as", a notification's ID, a re-injection's orig_queue_id)."""
+    found: dict[tuple[str | None, str], datetime] = {}
+    for e in events:
+        if e.timestamp is None:
+            continue
+        for linked in (e.new_queue_id, e.orig_queue_id):
+            if linked:
+                key = (e.queue_id, linked)
+                found[key] = min(found.get(key, e.timestamp), e.timestamp)
+    return found
 
 
 def confirm_links(messages: list[Message], states: Mapping[str, HopState]) -> list[Message]:

@@ -50,6 +50,7 @@ class _ServerState:
         self.events: list[LogEvent] = []
         self.wanted: set[str] = set()  # queue IDs to trace on this server
         self.traced: set[str] = set()
+        self.handovers: dict[str, datetime | None] = {}  # hop ID -> when it was handed over
         self.lines = 0
         self.truncated = False
         self.other_days: set[str] = set()
@@ -449,11 +450,10 @@ async def _trace_wanted(
     with timings.phase(stage, st.source.name):
         if not st.files:  # a server reached only as a hop
             st.files = await st.source.list_files()
-        first = files if files is not None else [f for f in st.files if f.covers(start, None)]
+        first = files if files is not None else _hop_files(st, todo, start)
         if regions:
             near = [f for f in first if f.path in regions]
-            await _grep_ids(st, near, todo, regions)
-            await _grep_ids(st, [f for f in first if f.path not in regions], todo)
+            await _grep_ids(st, first, todo, regions)  # the others whole, in the same command
             partial = sorted(set(todo) - _whole_lives(st, todo))
             if partial:
                 await _grep_ids(st, near, partial)
@@ -462,14 +462,26 @@ async def _trace_wanted(
     with timings.phase("followup", st.source.name):
         await _widen(st, first, set(todo))
     # A line "X: ... queued as WANTED" names the previous hop's queue ID on this server.
-    back = {
-        e.queue_id
+    back = [
+        e
         for e in st.events
         if e.new_queue_id in st.wanted and e.queue_id and e.queue_id not in st.traced
-    }
+    ]
+    for e in back:
+        assert e.queue_id is not None
+        hops.want(st, e.queue_id, e.timestamp)
     if back:
-        st.wanted.update(back)
         await _trace_wanted(st, start, stage=stage)
+
+
+def _hop_files(st: _ServerState, ids: list[str], start: datetime | None) -> list[LogFile]:
+    """The files a hop round greps for `ids`: around their hand-over times when all are known,
+    else every file from the window's start."""
+    when = [st.handovers.get(qid) for qid in ids]
+    known = [t for t in when if t is not None]
+    if len(known) < len(when):
+        return [f for f in st.files if f.covers(start, None)]
+    return followup.hop_files(st.files, known, st.source.server.queue_lifetime_delta)
 
 
 async def _widen(st: _ServerState, searched: list[LogFile], ids: set[str]) -> None:
@@ -498,8 +510,11 @@ def _open_lives(st: _ServerState, ids: set[str]) -> list[Message]:
 
 
 def _unstarted_ids(st: _ServerState, ids: set[str]) -> set[str]:
+    """IDs with lines here but not their first: their start lies in an earlier file. An ID with
+    no line of its own here (a hop looked for by the "queued as" naming it) is no message here."""
     started = {e.queue_id for e in st.events if e.kind in START_KINDS}
-    return {qid for qid in ids if qid not in started}
+    seen = {e.queue_id for e in st.events if e.queue_id in ids}
+    return {qid for qid in ids if qid in seen and qid not in started}
 
 
 async def _read(

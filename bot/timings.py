@@ -17,7 +17,8 @@ from contextvars import ContextVar
 from pydantic import BaseModel, ConfigDict
 
 # Per server, in the order the search meets them (see bot/search.py's Strategy).
-SERVER_PHASES = ("list_pass1", "pass2", "followup", "hops", "nearmiss")
+# "connect" (SSH set-up) is also part of the phase whose first command waited for it.
+SERVER_PHASES = ("connect", "list_pass1", "pass2", "followup", "hops", "nearmiss")
 
 
 class ServerTimings(BaseModel):

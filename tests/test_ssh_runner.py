@@ -512,3 +512,23 @@ async def test_lost_connection_mid_command(sshd_cluster: SshCluster) -> None:
         with pytest.raises(ConnectFailed) as caught:
             await read_until_dropped(pool)
     assert str(caught.value) == "mx2: unreachable: the SSH connection was lost during the search"
+
+
+async def test_tools_are_probed_again_on_a_new_connection(sshd_cluster: SshCluster) -> None:
+    """The rg/pigz/zstd probe runs with the first listing of each connection: once while the
+    connection lasts, and again after the server went away and the pool reconnected."""
+    server = sshd_cluster.server_config("mx1")
+    recorder = sshd_cluster["mx1"]
+    async with pool_for(sshd_cluster, server) as pool:
+        source = ssh_source(pool, server)
+        before = len(recorder.recorded())
+        for _ in range(2):
+            await search(source, [NEEDLE])
+        probes = [c for c in recorder.recorded()[before:] if "for t in rg pigz zstd" in c]
+        assert len(probes) == 1
+        assert source.tools is not None
+        (await pool.connection(server)).abort()
+        await asyncio.sleep(0.05)
+        await search(source, [NEEDLE])
+        probes = [c for c in recorder.recorded()[before:] if "for t in rg pigz zstd" in c]
+    assert len(probes) == 2

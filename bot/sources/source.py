@@ -98,9 +98,11 @@ class LogSource:
         # repeated hour -> (the files it was read from, per path the lines of its second pass)
         self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
         self._ahead: _Ahead | None = None  # pass 2's lines fetched with the last pass 1
-        # The server's faster tools, probed with the first listing (None: not yet; set it to
-        # commands.NO_TOOLS beforehand to search with grep and the standard decompressors).
+        # The server's faster tools, probed with the first listing on each connection (None:
+        # not yet; set it to commands.NO_TOOLS beforehand to search with grep and the standard
+        # decompressors: a local runner has no connection and is probed once).
         self.tools: commands.Tools | None = None
+        self._probed_on: int | None = None  # the connection the probe ran on
 
     @property
     def name(self) -> str:
@@ -110,6 +112,18 @@ class LogSource:
         """The runner's stream of `command`, counted for the question that sent it."""
         count_command(self.name)
         return self.runner.stream(command)
+
+    def _connection(self) -> int | None:
+        number = getattr(self.runner, "connection_number", None)
+        return number if isinstance(number, int) else None
+
+    @property
+    def _probe(self) -> bool:
+        """Probe the tools with this listing: never probed, or the connection is not the one
+        the probe ran on (a reconnect: the server may have changed)."""
+        if self.tools is None:
+            return True
+        return hasattr(self.runner, "connection_number") and self._connection() != self._probed_on
 
     @property
     def _tools(self) -> commands.Tools:
@@ -126,7 +140,7 @@ class LogSource:
             self._files = await self._journal_days()
             return self._files
         command = commands.list_command(
-            self.server.logs, self.limits.command_timeout, probe=self.tools is None
+            self.server.logs, self.limits.command_timeout, probe=self._probe
         )
         return await self._files_from(self._run(command), read_heads=True)
 
@@ -140,6 +154,7 @@ class LogSource:
                 break
             if line.startswith(commands.TOOLS_PREFIX) or line == commands.TOOLS_PREFIX[0]:
                 self.tools = commands.parse_tools(line)
+                self._probed_on = self._connection()
                 log.debug("%s: tools %s", self.name, self.tools)
                 continue
             if line.startswith(commands.HEAD_PREFIX):
@@ -349,7 +364,7 @@ class LogSource:
                 with_offsets=with_offsets,
                 then_ids=then_ids,
                 tools=self._tools,
-                probe=self.tools is None,
+                probe=self._probe,
             )
             stream = cast(AsyncGenerator[str, None], self._run(command))  # both runners'
             async with contextlib.aclosing(stream) as lines:

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from bot import timings
 from bot.errors import (
     AuthFailed,
     CommandFailed,
@@ -95,6 +96,7 @@ class SSHPool:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._connections: dict[Hop, asyncssh.SSHClientConnection] = {}
+        self._opened: dict[Hop, int] = {}  # connections opened so far, per hop
         self._locks: dict[Hop, asyncio.Lock] = {}
         self._sessions: dict[Hop, asyncio.Semaphore] = {}
         self._lingering: set[asyncio.Task[None]] = set()
@@ -198,10 +200,19 @@ class SSHPool:
             if conn is not None:
                 log.info("SSH connection to %s was lost; connecting again", hop.label)
                 del self._connections[hop]
-            tunnel = await self._connect(hop.via, name) if hop.via is not None else None
-            conn = await self._open(hop, name, tunnel)
+            with timings.phase("connect", name):
+                tunnel = await self._connect(hop.via, name) if hop.via is not None else None
+                conn = await self._open(hop, name, tunnel)
             self._connections[hop] = conn
+            self._opened[hop] = self._opened.get(hop, 0) + 1
             return conn
+
+    def connection_number(self, server: ServerConfig) -> int | None:
+        """Which of the pool's connections to this server is open (1, then 2 after a loss...);
+        None when none is open: the next command connects."""
+        hop = self.hop_for(server)
+        conn = self._connections.get(hop)
+        return None if conn is None or conn.is_closed() else self._opened.get(hop, 0)
 
     async def _open(
         self, hop: Hop, name: str, tunnel: asyncssh.SSHClientConnection | None
@@ -425,6 +436,11 @@ class SSHRunner:
         if status is None or status < 0:
             raise self._no_status(channel, stderr)
         check_exit(self.name, status, stderr)
+
+    @property
+    def connection_number(self) -> int | None:
+        """The open connection's number (see SSHPool.connection_number); None: none open."""
+        return self._pool.connection_number(self.server)
 
     async def close(self) -> None:
         """Nothing to do: the pool owns the connection and closes it (SSHPool.close)."""

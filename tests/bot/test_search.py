@@ -9,8 +9,11 @@ from pathlib import Path
 from bot.query import parse_query
 from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
+from bot.sources import commands
 from bot.sources.factory import build_sources
+from bot.sources.source import LogSource
 from parsers.models import LinkKind, Status
+from tests.recording import RecordingRunner
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 
@@ -334,3 +337,28 @@ async def test_reused_id_complete_elsewhere_does_not_stop_pass_two(tmp_path: Pat
     (message,) = result.messages
     assert message.status is Status.SENT
     assert message.recipients[0].attempts == 2
+
+
+async def test_pass2_reads_regions_and_whole_files_in_one_command(tmp_path: Path) -> None:
+    """Pass 2 over a large file (read around the hit) and a small one (read whole) is one remote
+    command, and the message is complete."""
+    big = _write(
+        tmp_path / "mail.log",
+        _noise(3000)
+        + _message("ABCDE1", "10:00:00", "one@example.net", "r@example.org")
+        + _noise(3000),
+    )
+    _write(tmp_path / "mail.log.1", _noise(5))
+    server = ServerConfig(name="mx", local=True, logs=(f"{tmp_path}/mail.log*",))
+    settings = _settings(server, pass2_region_mb=0.02)
+    runner = RecordingRunner("mx")
+    source = LogSource(server, runner, settings.limits_for(server))
+    query = parse_query("one@example.net 2024-05-13", now=NOW, zone=UTC)
+    result = await run_search(query, settings, [source], now=NOW)
+    (message,) = result.messages
+    assert len(message.lines) == 5
+    assert message.status is Status.SENT
+    greps = [c for c in runner.commands if "grep -F" in c or commands.RG in c]
+    assert len(greps) == 2  # pass 1, then pass 2 of both files
+    assert str(big) in greps[1]
+    assert "mail.log.1" in greps[1]
