@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cli import build_parser
+from bot.cli.arguments import build_parser
 from bot.slack.command import COMMAND
 from bot.slack.webapi import COMMAND_SCOPE, SCOPES
 
