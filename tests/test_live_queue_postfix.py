@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from bot.cli import main, trace
+from bot.cli import main
+from bot.cli.commands import trace
 from bot.live_queue import check_live_queues
 from bot.settings import ServerConfig, Settings, SlackConfig, load_settings
 from bot.slack.audit import Outcome

@@ -23,10 +23,11 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.render.story import STATUS_EMOJI, TALLY_WORDS, VERDICT_EMOJI
 from bot.settings import ServerConfig, Settings, SlackConfig
-from bot.slack.app import build_app, build_client
+from bot.slack.app import build_app
 from bot.slack.audit import AuditEntry, AuditLog, Outcome
 from bot.slack.running import RunningSearches
 from bot.slack.serve import CANCEL_WAIT_S, Health, build_web_app, start_web
+from bot.slack.webapi import build_client
 from bot.sources.factory import build_sources
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource

@@ -15,10 +15,11 @@ import aiohttp
 import pytest
 
 from bot.settings import Limits, Settings, SlackConfig
-from bot.slack.app import build_app, build_client
+from bot.slack.app import build_app
 from bot.slack.audit import Outcome
 from bot.slack.running import RunningSearches
 from bot.slack.serve import Health, build_web_app, start_web
+from bot.slack.webapi import build_client
 from bot.sources.factory import build_sources
 from bot.sources.ssh import SSHPool
 from tests import test_slack_app

@@ -13,8 +13,9 @@ from typing import Any
 import yaml
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cli import build_parser
-from bot.slack.app import COMMAND, COMMAND_SCOPE, SCOPES
+from bot.cli.arguments import build_parser
+from bot.slack.command import COMMAND
+from bot.slack.webapi import COMMAND_SCOPE, SCOPES
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "config" / "slack-manifest.yaml"

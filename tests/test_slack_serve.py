@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 
 from bot.errors import ConfigError
-from bot.slack.app import CANCEL_NOTICE_S, SEARCH_STOP_WAIT_S
+from bot.slack.command import CANCEL_NOTICE_S, SEARCH_STOP_WAIT_S
 from bot.slack.health import is_healthy
 from bot.slack.logs import KeyValueFormatter, redact
 from bot.slack.running import RunningSearches

@@ -12,11 +12,14 @@ a short reason for the audit log. A lookup that fails refuses: access control fa
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bot.settings import SlackConfig
-from bot.slack.directory import Directory, GroupLookupFailed, PersonLookupFailed
+from bot.slack.directory import Directory, GroupLookupFailed, PersonLookupFailed, Workspace
 from parsers.i18n import N_, Translator
+
+logger = logging.getLogger("mailtrace.slack")
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,24 @@ def _not_listed() -> Decision:
             "it, ask the ops team to add you (your Slack user ID is {user})."
         ),
     )
+
+
+def log_access(config: SlackConfig, workspace: Workspace | None) -> None:
+    """Say at start-up, in plain words, who may search."""
+    team = workspace.team_id if workspace is not None else "the installing workspace"
+    members = f"full members of {team}; guests and other organisations are refused"
+    if not (config.allowed_users or config.allowed_usergroups or config.allowed_channels):
+        logger.warning(
+            'access_open who="every %s" where="any conversation" note="%s"',
+            members.replace("full members", "full member", 1),
+            "set slack.allowed_users / allowed_usergroups / allowed_channels to narrow it",
+        )
+        return
+    who = "every " + members.replace("full members", "full member", 1)
+    if config.allowed_users or config.allowed_usergroups:
+        who = (
+            f"users {','.join(config.allowed_users) or '-'} and members of user groups "
+            f"{','.join(config.allowed_usergroups) or '-'} ({members})"
+        )
+    where = ",".join(config.allowed_channels) or "any conversation"
+    logger.info('access_restricted who="%s" where="%s"', who, where)

@@ -65,6 +65,21 @@ def search_outcome(result: SearchResult) -> tuple[Outcome, str]:
     return outcome, "; ".join(reasons)[:300]
 
 
+def search_counts(result: SearchResult | None) -> tuple[tuple[str, ...], dict[str, int]]:
+    """What an entry says a search read and found: the servers searched, and the number of
+    mails, messages and failures, and of mails per verdict (delivered, bounced, ...)."""
+    if result is None:
+        return (), {}
+    counts = {
+        "mails": len(result.journeys),
+        "messages": len(result.messages),
+        "failures": len(result.failures),
+    }
+    for journey in result.journeys:
+        counts[journey.verdict.value] = counts.get(journey.verdict.value, 0) + 1
+    return tuple(c.server for c in result.searched), counts
+
+
 class AuditEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -33,7 +33,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.errors import ConfigError
 from bot.settings import Settings, SlackConfig
-from bot.slack.app import api_base_url, build_app, build_client
+from bot.slack.app import build_app
 from bot.slack.logs import configure_logging
 from bot.slack.running import RunningSearches
 from bot.slack.secrets import (
@@ -44,6 +44,7 @@ from bot.slack.secrets import (
     load_secrets,
 )
 from bot.slack.startup import check_app_token, check_bot_token
+from bot.slack.webapi import api_base_url, build_client
 from bot.sources.factory import build_sources, needs_ssh
 
 logger = logging.getLogger("mailtrace.serve")

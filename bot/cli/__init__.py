@@ -1,0 +1,47 @@
+"""The `mailtrace` command line: a thin wrapper over the library.
+
+    mailtrace trace QUERY...   what /mailtrace would answer, on a terminal or as JSON
+    mailtrace watch QUEUE_ID   wait until a queued mail is delivered, bounced or gone
+    mailtrace doctor           check every configured server
+    mailtrace serve            run the Slack bot
+
+Exit statuses of `trace`: 0 found, 1 nothing found, 2 usage or configuration error,
+3 nothing could be searched (every server failed, or no log file could be read).
+Exit statuses of `watch`: 0 delivered, 1 bounced/expired/deleted (or otherwise not delivered),
+2 usage or configuration error (or a queue ID the server does not know), 4 still pending when
+the time limit ran out.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from bot.cli.arguments import build_parser, lang_in
+from bot.cli.exits import EXIT_INTERRUPTED, EXIT_SERVERS, EXIT_USAGE, printable
+from bot.errors import ConfigError, MailtraceError, UsageError
+from bot.i18n import LANGUAGES, language
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    chosen = lang_in(argv)
+    parser = build_parser(language(chosen) if chosen in LANGUAGES else None)
+    args = parser.parse_args(argv)
+    # Imported once the arguments are good: `--help` and a usage error need none of it.
+    from bot.cli.commands import run_doctor, run_serve, run_trace, run_watch
+
+    handlers = {"trace": run_trace, "watch": run_watch, "doctor": run_doctor, "serve": run_serve}
+    try:
+        return handlers[args.command](args)
+    except UsageError as exc:
+        sys.stderr.write(f"mailtrace: {printable(str(exc))}\n")
+        return EXIT_USAGE
+    except ConfigError as exc:
+        sys.stderr.write(f"mailtrace: configuration error: {printable(str(exc))}\n")
+        return EXIT_USAGE
+    except MailtraceError as exc:
+        sys.stderr.write(f"mailtrace: {printable(str(exc))}\n")
+        return EXIT_SERVERS
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

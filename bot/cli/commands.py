@@ -1,0 +1,186 @@
+"""What each `mailtrace` subcommand runs: trace, watch, doctor and serve.
+
+Strategy: each handler loads the configuration (--log, --config, $MAILTRACE_CONFIG or the
+bundled demo), calls the library, writes the answer to stdout and returns the exit status. The
+search, its sources and renderers are imported by the command that runs them, so that one
+command never pays for another's start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from bot.cli.arguments import zone_named
+from bot.cli.exits import EXIT_FOUND, EXIT_NOTHING, EXIT_PENDING, EXIT_SERVERS
+from bot.errors import ConfigError, UsageError
+from bot.i18n import Language, language, language_from_env
+from bot.query import parse_query
+
+if TYPE_CHECKING:
+    from bot.result import SearchResult
+    from bot.settings import Settings
+
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
+
+
+def load_config(args: argparse.Namespace) -> Settings:
+    from pydantic import ValidationError
+
+    from bot.settings import load_settings, local_settings
+
+    if getattr(args, "log", None):
+        try:
+            return local_settings(args.log, zone=args.log_tz, year=args.year, central=args.central)
+        except ValidationError as exc:
+            raise UsageError(
+                "; ".join(f"--log: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            ) from exc
+    path = args.config or os.environ.get("MAILTRACE_CONFIG")
+    if path is None:
+        if not DEMO_CONFIG.exists():  # installed from a wheel: the demo lives in the repository
+            raise ConfigError(
+                "no configuration: give --config FILE (or set MAILTRACE_CONFIG), or --log PATH"
+            )
+        path = str(DEMO_CONFIG)
+    return load_settings(path)
+
+
+async def trace(
+    settings: Settings,
+    text: str,
+    zone: ZoneInfo,
+    now: datetime,
+    lang: Language | None = None,
+    *,
+    queue: bool = False,
+) -> SearchResult:
+    """Run one query against the configured servers (the library call behind the CLI);
+    `queue`: then ask the live queue about mail that is not final."""
+    from bot.live_queue import check_live_queues
+    from bot.search import run_search
+    from bot.sources.factory import build_sources, needs_ssh
+
+    lang = lang or language("en")
+    query = parse_query(text, now=now, zone=zone, tr=lang)
+    pool = None
+    if needs_ssh(settings):
+        from bot.sources.ssh import SSHPool
+
+        pool = SSHPool(settings)
+    sources = build_sources(settings, pool)
+    try:
+        result = await run_search(query, settings, sources, now=now, tr=lang)
+        if queue:
+            result = await check_live_queues(result, settings, sources)
+        return result
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
+def run_trace(args: argparse.Namespace) -> int:
+    _log_to_stderr(os.environ.get("MAILTRACE_LOG_LEVEL", ""))
+    settings = load_config(args)
+    zone = zone_named(args.tz) if args.tz else settings.zone
+    lang = language(args.lang) if args.lang else language_from_env(os.environ)
+    text = " ".join(args.query)
+    result = asyncio.run(trace(settings, text, zone, datetime.now(UTC), lang, queue=args.queue))
+    if getattr(args, "log", None):
+        from bot.diagnose import for_local_files
+
+        result = for_local_files(result, lang)
+    if args.format == "json":
+        from bot.render.jsonout import render_json
+
+        sys.stdout.write(render_json(result))
+    else:
+        from bot.render.text import render_text
+
+        sys.stdout.write(render_text(result, zone, show_lines=args.lines, lang=lang))
+    if result.messages:
+        return EXIT_FOUND
+    if result.could_not_search:
+        return EXIT_SERVERS
+    return EXIT_NOTHING
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    from bot.render.watch import done_lines, target_line
+    from bot.sources.factory import build_sources, needs_ssh
+    from bot.sources.queue_commands import check_queue_ids
+    from bot.watch.follow import follow
+
+    settings = load_config(args)
+    lang = language(args.lang) if args.lang else language_from_env(os.environ)
+    try:
+        [queue_id] = check_queue_ids([args.queue_id])
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    settings.server(args.server)  # a ConfigError names an unknown server
+
+    async def run() -> int:
+        pool = None
+        if needs_ssh(settings):
+            from bot.sources.ssh import SSHPool
+
+            pool = SSHPool(settings)
+        try:
+            sources = build_sources(settings, pool)
+            followed = await follow(settings, sources, args.server, queue_id, args.timeout)
+        finally:
+            if pool is not None:
+                await pool.close()
+        if followed.done:
+            sys.stdout.write("\n".join(done_lines(followed.targets, lang)) + "\n")
+            delivered = all(t.status == "sent" for t in followed.targets)
+            return EXIT_FOUND if delivered else EXIT_NOTHING
+        head = lang.gettext("Still not final after {timeout:.0f} s:").format(timeout=args.timeout)
+        lines = [head, *(target_line(t, lang) for t in followed.targets)]
+        if followed.unreachable:
+            lines.append(
+                lang.gettext("The server could not be asked: {why}").format(
+                    why=followed.unreachable
+                )
+            )
+        sys.stdout.write("\n".join(lines) + "\n")
+        return EXIT_PENDING
+
+    return asyncio.run(run())
+
+
+def _log_to_stderr(level: str) -> None:
+    """With MAILTRACE_LOG_LEVEL=debug, the search's own log (e.g. where the time went) goes
+    to stderr; libraries' logs stay off."""
+    if level.upper() not in ("DEBUG", "INFO"):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("mailtrace: %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("bot")
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from bot.doctor import check_servers, render_doctor
+
+    settings = load_config(args)
+    lang = language(args.lang) if args.lang else language_from_env(os.environ)
+    rows = asyncio.run(check_servers(settings, lang=lang))
+    sys.stdout.write(render_doctor(rows, lang=lang))
+    return 0 if all(row.ok for row in rows) else EXIT_SERVERS
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from bot.slack.serve import serve
+
+    settings = load_config(args)
+    status: int = serve(settings)
+    return status
