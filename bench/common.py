@@ -80,8 +80,9 @@ def ratio(label: str, value: float, floor: float, floor_name: str, target: str =
     print(f"  {'= ' + label:<44} {got:8.2f} x {floor_name}{aim}", flush=True)
 
 
-def breakdown(json_text: str) -> None:
-    """The JSON answer's `timings`: phases, then one line per server."""
+def breakdown(json_text: str, wall: float | None = None) -> None:
+    """The JSON answer's `timings`: phases, then one line per server; with the process's
+    `wall` time, also what lies outside the search (start-up, imports, output, exit)."""
     try:
         doc = json.loads(json_text)
     except json.JSONDecodeError:
@@ -92,6 +93,9 @@ def breakdown(json_text: str) -> None:
         print("    (no timings in this version's JSON)")
         return
     print(breakdown_text(timings), flush=True)
+    if wall is not None:
+        outside = wall - float(timings.get("total_s", 0))
+        print(f"    outside the search (start-up, imports, output, exit): {outside:.3f} s")
 
 
 def breakdown_text(timings: dict[str, Any], indent: str = "    ") -> str:

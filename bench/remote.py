@@ -55,7 +55,7 @@ def one_address_ssh(remote: Remote, log: Path, repeat: int) -> None:
     mine = median_run([*argv, "--format", "json"], repeat)
     row("mailtrace trace --config (CLI, cold)", mine.seconds, answer_size(mine.out), mine.peak_mb)
     ratio("vs ssh host grep", mine.seconds, grep.seconds, "ssh grep", "<= 1.3")
-    breakdown(mine.out)
+    breakdown(mine.out, mine.seconds)
     got = warm(config, f"{data.NEEDLE} {data.BIG_DAY}", grep_command, repeat)
     row("remote grep over the warm connection", got["floor_s"])
     row(
@@ -115,5 +115,5 @@ def eight_servers(remote: Remote, logs: list[Path], repeat: int) -> None:
     (cli1, warm1), (clin, warmn) = results["1 server"], results[f"{n} servers"]
     ratio(f"CLI: {n} vs 1", clin.seconds, cli1.seconds, "one", "<= 1.5")
     ratio(f"warm pool: {n} vs 1", warmn["warm_s"], warm1["warm_s"], "one", "<= 1.5")
-    breakdown(clin.out)
+    breakdown(clin.out, clin.seconds)
     _show_timings(warmn)
