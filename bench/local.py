@@ -117,8 +117,9 @@ def _files_read(json_text: str) -> None:
         coverage = json.loads(json_text).get("searched", [])
     except json.JSONDecodeError:
         return
-    paths = [Path(f["path"]).name for c in coverage for f in c.get("files", [])]
-    print(f"    files in the answer's coverage: {len(paths)}: {', '.join(paths)}")
+    files = [f for c in coverage for f in c.get("files", [])]
+    paths = [Path(f["path"]).name for f in files if f.get("searched")]
+    print(f"    files searched: {len(paths)} of {len(files)}: {', '.join(paths)}")
 
 
 def broad_domain(log: Path, repeat: int) -> None:
