@@ -25,13 +25,15 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
-# Benchmarks (not tests): mailtrace next to plain grep and the hand procedure on a generated log
-# of BENCH_MB megabytes (made once, kept in the temp directory), then the warm bot's case over a
-# local sshd. Sized for a small machine: a few minutes.
+# Benchmarks (not tests): every scenario of the speed issue in one run (bench/run.py): data
+# generated once into the temp directory, local sshds started and stopped by the bench, mailtrace
+# printed next to its floor and the hand procedure with the targets. Sized for a 2-core machine
+# (a few minutes); BENCH_MB, BENCH_DAY_MB and BENCH_RSS_MB make it bigger.
 BENCH_MB ?= 128
+BENCH_DAY_MB ?= 4
+BENCH_RSS_MB ?= 512
 bench: $(STAMP)
-	$(BIN)/python bench/run.py --size-mb $(BENCH_MB) --repeat 3
-	$(BIN)/python bench/warm.py --repeat 9
+	$(BIN)/python bench/run.py --mb $(BENCH_MB) --day-mb $(BENCH_DAY_MB) --rss-mb $(BENCH_RSS_MB)
 
 # Re-extract every translatable message into the template and merge it into each catalog
 # (bot/locale/*/LC_MESSAGES/mailtrace.po); then list the msgids that still need a translation.

@@ -1,167 +1,88 @@
-"""Benchmarks (not tests): mailtrace's search next to plain `LC_ALL=C grep -F` on the same log.
+"""`make bench`: mailtrace next to its floor and the hand procedure, scenario by scenario, as
+ratios from the same run, with peak memory (not a test: nothing here asserts a time).
 
-    python bench/run.py --size-mb 1024            # generates bench data once, then measures
-    python bench/run.py --log /path/to/mail.log --needle a@b --date 2024-05-08
+    python bench/run.py                       # the default sizes: about ten minutes on 2 cores
+    python bench/run.py --mb 1024 --day-mb 30 # the issue's sizes (make bench BENCH_MB=1024 BENCH_DAY_MB=30)
+    python bench/run.py --only 0 3            # some scenarios
 
-Reports the median of `--repeat` runs for: plain grep of the needle (the floor: what a person
-does first), the hand procedure (grep the needle, then grep the queue IDs it found), mailtrace's
-whole search (both passes, parsing, grouping) through the local source with its peak memory and
-where its time went (the JSON's `timings`), and, with `--ssh-config FILE`, the same search
-through SSH. Ratios are from the same run. Nothing here asserts a time; numbers go into the
-issue notes. `make bench` runs it on a generated log of `BENCH_MB` megabytes.
+Generates its data once into the temp directory (see bench/data.py), starts local sshds itself
+(127.0.0.1, the fixtures' helpers) and logs in as the service account `mailtrace-test`.
+Scenarios and targets (issue 12):
+  (0) the bot's small-log case over SSH, warm: one answer <= 150 ms; 50 at once in seconds
+  (1) one address in a big log: local <= 0.8 x the hand procedure; over SSH <= 1.3 x one
+      `ssh host LC_ALL=C grep -F`; warm pool <= 1.1 x the remote grep itself
+  (2) 30-day retention, one day, a message still deferred: <= 1.2 x the relevant files
+  (3) eight servers at once <= 1.5 x one
+  (4) a broad @domain day: <= 1.5 x `LC_ALL=C grep -F -i` of the domain
+  (5) parse + group >= 4 x pflogsumm's lines per second
+  (6) a query reading about a million lines: peak RSS < 200 MB
+Where the time goes comes from the answers' JSON `timings` (printed under each row).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import statistics
-import subprocess
+import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import data, local, remote
+from bench.server import local_sshds
 
-def timed(argv: list[str], repeat: int) -> tuple[float, str]:
-    runs = []
-    out = ""
-    for _ in range(repeat):
-        start = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        runs.append(time.perf_counter() - start)
-        out = done.stdout
-        if done.returncode not in (0, 1):
-            sys.exit(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()[:300]}")
-    return statistics.median(runs), out
-
-
-QUEUE_ID = re.compile(r"\]: ([0-9A-Za-z]{5,}): ")
-
-
-def hand_procedure(log: Path, needle: str) -> float:
-    """grep the needle, pick the queue IDs out of its lines, grep those: one person's two steps."""
-    start = time.perf_counter()
-    first = subprocess.run(
-        ["env", "LC_ALL=C", "grep", "-F", "-e", needle, "--", str(log)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    ids = sorted(set(QUEUE_ID.findall(first.stdout)))
-    if ids:
-        args = [a for qid in ids for a in ("-e", qid)]
-        subprocess.run(
-            ["env", "LC_ALL=C", "grep", "-F", *args, "--", str(log)],
-            capture_output=True,
-            check=False,
-        )
-    return time.perf_counter() - start
-
-
-def peak_rss_mb(argv: list[str]) -> tuple[float, str]:
-    """Run once; the child's peak resident memory (MB) and its stdout."""
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _pid, _status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = 0
-    return usage.ru_maxrss / 1024, out.decode(errors="replace")
-
-
-def breakdown(doc: dict[str, object]) -> str:
-    """The JSON's timings as one line per server."""
-    timings = doc.get("timings")
-    if not isinstance(timings, dict):
-        return "    (no timings in this version's JSON)"
-    rows = ["    phases: " + ", ".join(f"{k} {v:.3f}" for k, v in timings["phases"].items())]
-    for server in timings["servers"]:
-        spent = ", ".join(f"{k} {v:.3f}" for k, v in server["phases"].items())
-        rows.append(f"    {server['server']}: {spent}; {server['commands']} commands")
-    return "\n".join(rows)
+SCENARIOS = ("0", "1", "2", "3", "4", "5", "6")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--log", type=Path, help="an existing log (default: generate one)")
-    parser.add_argument("--size-mb", type=int, default=1024)
+    parser.add_argument("--mb", type=float, default=128, help="size of the big log (MB)")
+    parser.add_argument(
+        "--rss-mb", type=float, default=512, help="log of scenario 6 (MB; 512: ~1M lines match)"
+    )
+    parser.add_argument("--day-mb", type=float, default=4, help="size of a retention day (MB)")
+    parser.add_argument("--sample-mb", type=float, default=16, help="throughput sample (MB)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per timing (median)")
+    parser.add_argument("--servers", type=int, default=8, help="servers of scenario 3")
+    parser.add_argument("--concurrent", type=int, default=50, help="questions at once (0)")
     parser.add_argument(
         "--data", type=Path, default=Path(tempfile.gettempdir()) / "mailtrace-bench"
     )
-    parser.add_argument("--needle", default="needle@example.net")
-    parser.add_argument("--date", default="2024-05-08")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--ssh-config",
-        type=Path,
-        help="a mailtrace config whose server reads the same log over SSH",
-    )
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=SCENARIOS)
     args = parser.parse_args()
-
-    log = args.log
-    if log is None:
-        log = args.data / f"mail-{args.size_mb}mb.log"
-        if not log.exists():
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(HERE / "generate_logs.py"),
-                    "--out",
-                    str(log),
-                    "--size-mb",
-                    str(args.size_mb),
-                    "--needle",
-                    args.needle,
-                ],
-                check=True,
-            )
-    size_mb = log.stat().st_size / 1e6
-    mailtrace = str(Path(sys.executable).with_name("mailtrace"))
+    began = time.perf_counter()
     print(
-        f"log: {log} ({size_mb:.0f} MB), needle {args.needle}, date {args.date}, median of {args.repeat}"
+        f"mailtrace bench: {platform.node()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; median of {args.repeat}; data in {args.data}"
     )
-
-    grep_s, grep_out = timed(
-        ["env", "LC_ALL=C", "grep", "-F", "-e", args.needle, "--", str(log)], args.repeat
-    )
-    print(
-        f"  LC_ALL=C grep -F (pass 1 alone)   {grep_s:6.2f} s  {len(grep_out.splitlines())} lines"
-    )
-    hand = statistics.median(hand_procedure(log, args.needle) for _ in range(args.repeat))
-    print(f"  hand procedure (needle, then IDs) {hand:6.2f} s")
-    local = [mailtrace, "trace", args.needle, args.date, "--log", str(log), "--format", "json"]
-    local_s, _out = timed(local, args.repeat)
-    print(
-        f"  mailtrace trace --log (local)     {local_s:6.2f} s  "
-        f"({local_s / grep_s:.2f}x grep, {local_s / hand:.2f}x the hand procedure)"
-    )
-    rss, out = peak_rss_mb(local)
-    print(f"    peak RSS {rss:.0f} MB")
-    print(breakdown(json.loads(out)))
-    if args.ssh_config:
-        ssh_s, _ = timed(
-            [
-                mailtrace,
-                "trace",
-                args.needle,
-                args.date,
-                "--config",
-                str(args.ssh_config),
-                "--format",
-                "json",
-            ],
-            args.repeat,
-        )
-        print(f"  mailtrace trace over SSH          {ssh_s:6.2f} s  ({ssh_s / grep_s:.1f}x grep)")
-    startup_s, _ = timed([mailtrace, "--help"], args.repeat)
-    print(f"  mailtrace --help (start-up cost)  {startup_s:6.2f} s")
+    only = set(args.only)
+    log = data.big_log(args.data, args.mb)
+    if "1" in only:
+        local.one_address(log, args.repeat)
+    if only & {"0", "1", "3"}:
+        servers = args.servers if "3" in only else 2
+        smalls = data.small_logs(args.data, max(servers, 2))
+        with local_sshds(max(servers, 2)) as sshds:
+            if "1" in only:
+                remote.one_address_ssh(sshds, log, args.repeat)
+            if "0" in only:
+                remote.small_logs(sshds, smalls, args.repeat, args.concurrent)
+            if "3" in only:
+                remote.eight_servers(sshds, smalls[:servers], args.repeat)
+    if "2" in only:
+        local.retention(data.retention_set(args.data, args.day_mb), args.repeat)
+    if "4" in only:
+        local.broad_domain(log, args.repeat)
+    if "5" in only:
+        local.throughput(log, args.sample_mb)
+    if "6" in only:
+        local.million_lines(data.big_log(args.data, args.rss_mb), args.data)
+    print(f"\nbench done in {time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":
