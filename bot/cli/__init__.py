@@ -38,7 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"mailtrace: {printable(str(exc))}\n")
         return EXIT_USAGE
     except ConfigError as exc:
-        sys.stderr.write(f"mailtrace: configuration error: {printable(str(exc))}\n")
+        sys.stderr.write(
+            f"mailtrace: configuration error: {printable(str(exc), keep_lines=False)}\n"
+        )
         return EXIT_USAGE
     except MailtraceError as exc:
         sys.stderr.write(f"mailtrace: {printable(str(exc))}\n")

@@ -29,7 +29,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line on stderr (and status 2), not usage + error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {printable(message)} (see {self.prog} --help)\n")
+        self.exit(
+            EXIT_USAGE,
+            f"{self.prog}: {printable(message, keep_lines=False)} (see {self.prog} --help)\n",
+        )
 
 
 def year_arg(text: str) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -67,6 +67,8 @@ ARGV = st.one_of(ANY_ARGS, ANY_ARGS.map(lambda args: ["trace", *args]))
 
 @FUZZ
 @given(argv=ARGV)
+@example(argv=["trace", "trace", "--config", "\n"])  # a line break in a path the error quotes
+@example(argv=["trace", "trace", "--config", "trace", "\n"])  # …in an unrecognized argument
 def test_any_argv_ends_in_a_status_never_a_traceback(
     argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
