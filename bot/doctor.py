@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -23,6 +24,7 @@ from bot.errors import MailtraceError, SourceError, failure_words
 from bot.i18n import ENGLISH, Language
 from bot.settings import ServerConfig, Settings
 from bot.sources.factory import runner_for
+from bot.sources.runner import CommandRunner
 from bot.sources.source import LogFile, LogSource
 from bot.sources.ssh import SSHPool
 
@@ -30,6 +32,10 @@ logger = logging.getLogger("mailtrace.doctor")
 
 PoolFactory = Callable[[Settings], SSHPool]
 MAX_NAMED = 3  # unreadable files named in a row; the rest are counted
+# A remote command that takes longer than this to start and end doing nothing (`true`, best of
+# three) is slow to start: the login shell's start-up files most likely do work. A search
+# sends two to four commands per server, each paying it. A plain shell takes a few ms.
+SLOW_START_S = 0.1
 FILE_INDENT = "    "
 
 
@@ -102,7 +108,9 @@ async def check_server(
         async with asyncio.timeout(budget):
             if pool is not None and not server.local:
                 await pool.connection(server)  # connects and verifies the host key first
-            files = await LogSource(server, runner_for(server, pool), limits).list_files()
+            runner = runner_for(server, pool)
+            files = await LogSource(server, runner, limits).list_files()
+            start = None if server.local else await _command_start(runner)
     except SourceError as exc:
         return DoctorRow(
             server=server.name,
@@ -121,7 +129,25 @@ async def check_server(
         )
     except MailtraceError as exc:  # configuration problems (e.g. a jump host loop)
         return DoctorRow(server=server.name, ok=False, route=route, reason=str(exc))
-    return _row_for_files(server, route, files, lang)
+    row = _row_for_files(server, route, files, lang)
+    if start is not None and start > SLOW_START_S:
+        reason = lang.gettext(
+            "{reason}; every remote command takes {ms} ms to start (the login shell's start-up"
+            " files?), and a search sends several: a plain shell takes a few ms"
+        ).format(reason=row.reason, ms=round(start * 1000))
+        row = row.model_copy(update={"reason": reason})
+    return row
+
+
+async def _command_start(runner: CommandRunner) -> float:
+    """The best of three runs of `true`: what every remote command costs before it does anything."""
+    best = float("inf")
+    for _attempt in range(3):
+        began = time.perf_counter()
+        async for _line in runner.stream("true"):
+            pass
+        best = min(best, time.perf_counter() - began)
+    return best
 
 
 def render_doctor(rows: Sequence[DoctorRow], zone: tzinfo = UTC, lang: Language = ENGLISH) -> str:

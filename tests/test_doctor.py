@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +19,7 @@ from bot.doctor import DoctorRow, check_servers, render_doctor
 from bot.settings import Limits, ServerConfig, Settings, SlackConfig, load_settings
 from bot.sources.source import LogFile
 from bot.sources.ssh import SSHPool
-from tests.sshd import SshCluster, free_port
+from tests.sshd import SshCluster, free_port, generate_key, start_sshd, write_rotated_logs
 
 
 @pytest.fixture
@@ -47,6 +49,15 @@ def unreadable_logs(sshd_cluster: SshCluster) -> Path:
 
 def by_server(rows: list[DoctorRow]) -> dict[str, DoctorRow]:
     return {row.server: row for row in rows}
+
+
+SLOW_START = re.compile(r"; every remote command takes (\d+) ms to start .*$")
+
+
+def without_slow_start(reason: str) -> str:
+    """The row's reason less the slow-start clause a login whose shell start-up files do work
+    adds (as root's may on a developer's machine; the service account's plain shell does not)."""
+    return SLOW_START.sub("", reason)
 
 
 def log_file(
@@ -105,7 +116,7 @@ async def test_every_failure_gets_its_own_sentence(
     for name in ("mx1", "mx2", "local"):
         assert row[name].ok, row[name]
         assert row[name].files == 4
-        assert row[name].reason == "4 log files readable"
+        assert without_slow_start(row[name].reason) == "4 log files readable"
         assert row[name].first is not None
         assert row[name].last is not None
         assert (row[name].last - row[name].first).days == 3
@@ -114,6 +125,7 @@ async def test_every_failure_gets_its_own_sentence(
         assert all(f.first_seen <= f.mtime for f in row[name].logs if f.first_seen)
     assert row["mx2"].route == f"ssh {cluster.login}@127.0.0.1:{cluster['mx2'].port} via bastion"
     assert row["local"].route == "local"
+    assert row["local"].reason == "4 log files readable"  # a local shell is never timed
 
     expected = {
         "bastion": "no log files: nothing matches /nonexistent/mail.log*",
@@ -335,3 +347,46 @@ def test_example_configuration_documents_every_field(model: type[BaseModel]) -> 
     text = EXAMPLE.read_text()
     missing = [name for name in model.model_fields if name != "base_dir" and f"{name}:" not in text]
     assert missing == []
+
+
+@pytest.mark.sshd
+async def test_a_slow_starting_remote_shell_is_named_with_its_cost() -> None:
+    """A server where every command first waits (here a ForceCommand that sleeps 0.3 s, as a
+    heavy ~/.bashrc would) stays ok, and its row says what each command costs to start."""
+    with tempfile.TemporaryDirectory(prefix="mailtrace-slow-") as name:
+        root = Path(name)
+        client = generate_key(root / "client")
+        authorized = root / "authorized_keys"
+        authorized.write_text(client.public_line + "\n")
+        sshd = start_sshd(
+            "slow",
+            root / "slow",
+            authorized,
+            extra_config='ForceCommand sleep 0.3; eval "$SSH_ORIGINAL_COMMAND"\n',
+        )
+        try:
+            known_hosts = root / "known_hosts"
+            known_hosts.write_text(sshd.known_hosts_line() + "\n")
+            write_rotated_logs(root / "logs", "slow")
+            server = ServerConfig(
+                name="slow",
+                host=sshd.host,
+                port=sshd.port,
+                keys=(str(client.private),),
+                use_agent=False,
+                known_hosts=str(known_hosts),
+                logs=(f"{root / 'logs'}/mail.log*",),
+            )
+            settings = Settings(servers=(server,), limits=Limits(command_timeout=20))
+            (row,) = await check_servers(settings)
+        finally:
+            sshd.stop()
+    assert row.ok, row
+    found = SLOW_START.search(row.reason)
+    assert found is not None, row.reason
+    assert int(found.group(1)) >= 300
+    assert row.reason.startswith("4 log files readable; every remote command takes ")
+    assert row.reason.endswith(
+        "ms to start (the login shell's start-up files?), and a search sends several: "
+        "a plain shell takes a few ms"
+    )
