@@ -64,7 +64,6 @@ async def trace(
 ) -> SearchResult:
     """Run one query against the configured servers (the library call behind the CLI);
     `queue`: then ask the live queue about mail that is not final."""
-    from bot.live_queue import check_live_queues
     from bot.search import run_search
     from bot.sources.factory import build_sources, needs_ssh
 
@@ -79,6 +78,8 @@ async def trace(
     try:
         result = await run_search(query, settings, sources, now=now, tr=lang)
         if queue:
+            from bot.live_queue import check_live_queues
+
             result = await check_live_queues(result, settings, sources)
         return result
     finally:
