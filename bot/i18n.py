@@ -1,7 +1,7 @@
 """The asker's language: which one, its catalog, and how it writes dates and times.
 
 Strategy: the catalogs are gettext `.po` files in `bot/locale/<lang>/LC_MESSAGES/`, shipped as
-package data. They are read once at start-up with Babel and turned into a
+package data. Each is read with Babel the first time its language is asked for, and turned into a
 `gettext.GNUTranslations` in memory (Babel writes the `.mo` bytes into a buffer), so there is
 no compile step: `pip install -e .`, a wheel and the Docker image all work from the `.po`
 alone, and a catalog edited in the repository is what runs. A `Language` is a translator (the
@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from functools import cache
 from pathlib import Path
-
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "mailtrace"
@@ -88,6 +85,10 @@ ENGLISH = language(DEFAULT)
 
 
 def _load(path: Path) -> gettext.GNUTranslations:
+    # Babel only when a catalog is read: English (and `--help` in it) never needs it.
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     with path.open("rb") as po:
         catalog = read_po(po, locale=path.parent.parent.name, domain=DOMAIN)
     buffer = io.BytesIO()

@@ -34,42 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.errors import UsageError
 from bot.i18n import ENGLISH, Language
+from bot.usage import example, usage
 from parsers.i18n import ENGLISH as EN_WORDS
 from parsers.i18n import Translator
 from parsers.postfix import is_queue_id
-
-EXAMPLES = (
-    "/mailtrace sender2@example.net 2024-05-13",
-    "/mailtrace @example.org yesterday 14:30",
-    "/mailtrace 4BcD1x2y3z4Q5r6 today",
-    "/mailtrace <20240513.abc@mail.example.net>",
-    "/mailtrace 203.0.113.7 2024-05-13 on mx1",
-    "/mailtrace sender2@example.net 5月13日 午後4時",
-    "/mailtrace @example.org 昨日〜今日",
-)
-
-
-def usage(tr: Translator = EN_WORDS) -> str:
-    """The grammar in a few lines, with examples, in the reader's language."""
-    _ = tr.gettext
-    return (
-        _("Usage: /mailtrace TARGET [DATE] [TIME] [on SERVER]")
-        + "\n"
-        + _(
-            "TARGET is an address, @domain, queue ID, <message-id> or client IP; DATE is "
-            "2024-05-13, 2024/5/13, 5/13, 5月13日, today (今日), yesterday (昨日) or a range "
-            "DATE~DATE; TIME is 16:03, 4pm, 16時 or 午後4時."
-        )
-        + "\n"
-        + _("Examples:")
-        + "\n"
-        + "\n".join(f"  {e}" for e in EXAMPLES)
-    )
-
-
-def example(tr: Translator = EN_WORDS) -> str:
-    return tr.gettext("Example: {example}").format(example=EXAMPLES[0])
-
 
 USAGE = usage()
 EXAMPLE = example()

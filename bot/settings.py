@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
 from bot.sources.commands import split_glob
 from bot.sources.queue_commands import check_config_dir
+
+if TYPE_CHECKING:
+    import yaml
 
 DEFAULT_LOGS = ("/var/log/maillog*", "/var/log/mail.log*")
 
@@ -235,6 +237,8 @@ Settings.model_rebuild()
 
 def load_settings(path: str | Path) -> Settings:
     """Read and validate a YAML configuration; errors name the file and the field."""
+    import yaml  # here, not at the top: `--log` needs no YAML
+
     path = Path(path)
     try:
         raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))

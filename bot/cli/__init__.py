@@ -14,8 +14,11 @@ the time limit ran out.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from bot.cli.arguments import build_parser, lang_in
 from bot.cli.exits import EXIT_INTERRUPTED, EXIT_SERVERS, EXIT_USAGE, printable
@@ -47,3 +50,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SERVERS
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def run() -> NoReturn:
+    """The `mailtrace` console script (and `python -m bot.cli`): `main`, then a quick exit.
+
+    Once the answer is written nothing is left to do, yet the interpreter's teardown (freeing
+    every module: pydantic's schemas, asyncssh's crypto) takes tens of milliseconds, as long as
+    a whole local search. So stdout, stderr and logging are flushed and the process ends
+    without it. `serve` (a long-running bot with its own shutdown) exits the ordinary way, as
+    does anything argparse ends (`--help`, a bad argument), which has little to tear down.
+    """
+    status = main()
+    if sys.argv[1:2] == ["serve"]:
+        raise SystemExit(status)
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+    except OSError:  # the reader went away (`| head`): what Python's own exit reports
+        status = 120
+    try:
+        sys.stderr.flush()
+    finally:
+        os._exit(status)

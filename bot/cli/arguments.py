@@ -13,13 +13,15 @@ import argparse
 import os
 import re
 from collections.abc import Sequence
-from typing import Any, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.cli.exits import EXIT_USAGE, printable
 from bot.errors import UsageError
 from bot.i18n import LANGUAGES, Language, language_from_env
-from bot.query import usage
+from bot.usage import usage
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 DURATION = re.compile(r"^([0-9]{1,6})([smh])$")
 YEAR_RANGE = (1970, 2200)  # ServerConfig.year's bounds
@@ -216,6 +218,8 @@ def _lang_option(parser: argparse.ArgumentParser, lang: Language) -> None:
 
 
 def zone_named(name: str) -> ZoneInfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:

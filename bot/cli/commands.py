@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,11 +62,11 @@ async def trace(
     lang: Language | None = None,
     *,
     queue: bool = False,
+    renderers: Sequence[str] = (),
 ) -> SearchResult:
     """Run one query against the configured servers (the library call behind the CLI);
-    `queue`: then ask the live queue about mail that is not final."""
-    from bot.live_queue import check_live_queues
-    from bot.search import run_search
+    `queue`: then ask the live queue about mail that is not final; `renderers`: modules the
+    caller needs afterwards, imported while the search waits on its commands."""
     from bot.sources.factory import build_sources, needs_ssh
 
     lang = lang or language("en")
@@ -75,15 +76,58 @@ async def trace(
         from bot.sources.ssh import SSHPool
 
         pool = SSHPool(settings)
-    sources = build_sources(settings, pool)
+        named = set(query.servers)
+        pool.connect_early(
+            s for s in settings.servers if not s.local and (not named or s.name in named)
+        )
     try:
-        result = await run_search(query, settings, sources, now=now, tr=lang)
+        await _import_meanwhile(SEARCH_MODULES)  # while the SSH handshakes go on
+        from bot.search import run_search
+
+        sources = build_sources(settings, pool)
+        later = asyncio.ensure_future(_import_meanwhile(renderers))  # while the commands run
+        try:
+            result = await run_search(query, settings, sources, now=now, tr=lang)
+        finally:
+            await later
         if queue:
+            from bot.live_queue import check_live_queues
+
             result = await check_live_queues(result, settings, sources)
         return result
     finally:
         if pool is not None:
             await pool.close()
+
+
+# What a trace imports once its SSH connections are under way, in the order they import each
+# other: one module at a time, with the event loop turning in between (see _import_meanwhile).
+SEARCH_MODULES = (
+    "bot.timings",
+    "bot.sources.source",
+    "parsers.explain",
+    "parsers.builder",
+    "parsers.trace",
+    "parsers.joining",
+    "parsers.journey",
+    "parsers.queue",
+    "bot.result",
+    "bot.loghost",
+    "bot.hops",
+    "bot.nearmiss",
+    "bot.diagnose",
+    "bot.followup",
+    "bot.search",
+)
+
+
+async def _import_meanwhile(modules: Sequence[str]) -> None:
+    """Import `modules` one by one, letting the event loop run between them: an import holds
+    the loop for a few milliseconds, while an SSH handshake or a grep waits far longer on the
+    other side, so the two overlap instead of adding up."""
+    for name in modules:
+        await asyncio.sleep(0)
+        __import__(name)  # as an import statement does (`-X importtime` lists it)
 
 
 def run_trace(args: argparse.Namespace) -> int:
@@ -92,7 +136,11 @@ def run_trace(args: argparse.Namespace) -> int:
     zone = zone_named(args.tz) if args.tz else settings.zone
     lang = language(args.lang) if args.lang else language_from_env(os.environ)
     text = " ".join(args.query)
-    result = asyncio.run(trace(settings, text, zone, datetime.now(UTC), lang, queue=args.queue))
+    renderer = "bot.render.jsonout" if args.format == "json" else "bot.render.text"
+    now = datetime.now(UTC)
+    result = asyncio.run(
+        trace(settings, text, zone, now, lang, queue=args.queue, renderers=(renderer,))
+    )
     if getattr(args, "log", None):
         from bot.diagnose import for_local_files
 

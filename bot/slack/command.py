@@ -25,7 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import UsageError, failure_words
 from bot.i18n import ENGLISH, Language
 from bot.live_queue import check_live_queues
-from bot.query import Query, parse_query, usage
+from bot.query import Query, parse_query
 from bot.render.slack import escape, render_progress, render_thread, unescape
 from bot.render.view import build_view
 from bot.result import SearchResult
@@ -33,6 +33,7 @@ from bot.search import choose_servers, run_search
 from bot.slack.audit import Outcome, search_outcome
 from bot.slack.delivery import Delivery
 from bot.sources.source import LogSource
+from bot.usage import usage
 from parsers.i18n import N_
 
 if TYPE_CHECKING:

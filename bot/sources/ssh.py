@@ -32,7 +32,7 @@ import getpass
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -100,6 +100,7 @@ class SSHPool:
         self._locks: dict[Hop, asyncio.Lock] = {}
         self._sessions: dict[Hop, asyncio.Semaphore] = {}
         self._lingering: set[asyncio.Task[None]] = set()
+        self._early: dict[Hop, asyncio.Task[asyncssh.SSHClientConnection]] = {}
         self._closed = False
 
     async def __aenter__(self) -> SSHPool:
@@ -127,9 +128,31 @@ class SSHPool:
         """The open connection to `server`, connecting (and verifying its host key) if needed."""
         return await self._connect(self.hop_for(server), server.name)
 
+    def connect_early(self, servers: Iterable[ServerConfig]) -> None:
+        """Begin connecting to `servers` in the background, so that the handshake overlaps
+        what the caller does meanwhile (the CLI's remaining imports). The first command on a
+        server takes that attempt's outcome, its connection or its error: a server that cannot
+        be reached is tried once, not twice. A server whose configuration cannot be resolved is
+        left to the search, which reports it."""
+        for server in servers:
+            try:
+                hop = self.hop_for(server)
+            except ConfigError:
+                continue
+            if hop not in self._early:
+                task = asyncio.ensure_future(self._connect_now(hop, server.name))
+                task.add_done_callback(_retrieved)
+                self._early[hop] = task
+
     async def close(self) -> None:
         """Close every connection, servers before the jump hosts they go through."""
         self._closed = True
+        early = list(self._early.values())
+        self._early.clear()
+        for attempt in early:
+            attempt.cancel()
+        if early:
+            await asyncio.gather(*early, return_exceptions=True)
         connections = list(self._connections.items())
         self._connections.clear()
         for hop, conn in sorted(connections, key=lambda item: -_depth(item[0])):
@@ -190,6 +213,13 @@ class SSHPool:
         return self._sessions[hop]
 
     async def _connect(self, hop: Hop, name: str) -> asyncssh.SSHClientConnection:
+        early = self._early.pop(hop, None)
+        if early is not None:  # begun by connect_early: the rest of its wait counts as connect
+            with timings.phase("connect", name):
+                return await early
+        return await self._connect_now(hop, name)
+
+    async def _connect_now(self, hop: Hop, name: str) -> asyncssh.SSHClientConnection:
         if self._closed:
             raise ConnectFailed(name, "the SSH pool is already closed")
         lock = self._locks.setdefault(hop, asyncio.Lock())
@@ -504,6 +534,13 @@ def _stop(proc: asyncssh.SSHClientProcess[str]) -> None:
         proc.send_signal("TERM")
     with contextlib.suppress(asyncssh.Error, OSError):
         proc.close()
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """An early connection nobody came to use failed: its error is not news (the search
+    reports a server's failure where it uses the server)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _reason(exc: BaseException) -> str:

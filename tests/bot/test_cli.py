@@ -191,8 +191,8 @@ def test_console_script_help() -> None:
 
 
 def test_help_does_not_load_the_search() -> None:
-    """`mailtrace trace --help` loads the query grammar only: not the search, the settings,
-    the renderers, SSH or Slack (they are most of the start-up time)."""
+    """`mailtrace trace --help` loads the grammar's words only: not the query parser, pydantic,
+    Babel, the search, the settings, the renderers, SSH or Slack (most of the start-up time)."""
     probe = (
         "import sys\n"
         "from bot.cli import main\n"
@@ -200,9 +200,32 @@ def test_help_does_not_load_the_search() -> None:
         "    main(['trace', '--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ['bot.search', 'bot.settings', 'bot.render.text', 'asyncssh', 'slack_bolt', 'yaml']\n"
+        "heavy = ['bot.search', 'bot.settings', 'bot.render.text', 'asyncssh', 'slack_bolt', 'yaml',\n"
+        "         'bot.query', 'pydantic', 'babel', 'parsers.postfix']\n"
         "print(' '.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert "usage: mailtrace trace" in done.stdout
     assert done.stderr.strip() == ""
+
+
+def test_local_trace_loads_no_ssh_slack_yaml_or_babel() -> None:
+    """`mailtrace trace --log` answers from the file without importing asyncssh, Slack, YAML or
+    Babel (the interpreter's own import log of the real command is read)."""
+    query = ["sender2@example.net", "2024-05-13", "--log", str(HOWTO), "--year", "2024"]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "bot.cli", "trace", *query, "--lang", "en"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "✅ Delivered · sender2@example.net → recipient2@example.org" in done.stdout
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "bot.search" in imported  # the log is the real command's
+    tops = {name.partition(".")[0] for name in imported}
+    assert tops.isdisjoint({"asyncssh", "slack_bolt", "slack_sdk", "yaml", "babel"})
