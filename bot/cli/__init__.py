@@ -25,12 +25,17 @@ from bot.cli.exits import EXIT_INTERRUPTED, EXIT_SERVERS, EXIT_USAGE, printable
 from bot.errors import ConfigError, MailtraceError, UsageError
 from bot.i18n import LANGUAGES, language
 
+# The commands `main` ran (in this process): `run` ends quickly only after a one-shot one.
+_ran: list[str] = []
+QUICK_EXIT = frozenset({"trace", "doctor"})
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     chosen = lang_in(argv)
     parser = build_parser(language(chosen) if chosen in LANGUAGES else None)
     args = parser.parse_args(argv)
+    _ran.append(args.command)
     # Imported once the arguments are good: `--help` and a usage error need none of it.
     from bot.cli.commands import run_doctor, run_serve, run_trace, run_watch
 
@@ -58,11 +63,12 @@ def run() -> NoReturn:
     Once the answer is written nothing is left to do, yet the interpreter's teardown (freeing
     every module: pydantic's schemas, asyncssh's crypto) takes tens of milliseconds, as long as
     a whole local search. So stdout, stderr and logging are flushed and the process ends
-    without it. `serve` (a long-running bot with its own shutdown) exits the ordinary way, as
-    does anything argparse ends (`--help`, a bad argument), which has little to tear down.
+    without it: after `trace` and `doctor` only. `serve` and `watch` (long-running, with their
+    own shutdown and stores) exit the ordinary way, as does anything argparse ends (`--help`,
+    a bad argument), which has little to tear down.
     """
     status = main()
-    if sys.argv[1:2] == ["serve"]:
+    if not _ran or _ran[-1] not in QUICK_EXIT:  # serve and watch end the ordinary way
         raise SystemExit(status)
     logging.shutdown()
     try:
