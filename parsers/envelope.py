@@ -23,6 +23,8 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from sys import intern
+from typing import NamedTuple
 
 MONTHS = {
     name: number
@@ -48,8 +50,9 @@ _RFC3339 = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """The envelope of one line (a tuple: one is built per line read)."""
+
     timestamp: datetime | None
     host: str | None
     program: str | None
@@ -109,6 +112,44 @@ def _pid(text: str | None) -> int | None:
 def _from_traditional(
     match: re.Match[str], line: str, zone: tzinfo, years: YearGuess | None
 ) -> Envelope:
+    host, program, pid = match.group("host", "program", "pid")
+    head = line[: match.start("host")]  # "May 13 10:00:12 ": the time stamp, as written
+    if years is None:  # without a guess the year follows the clock: nothing to keep
+        stamp = _traditional_stamp(match, zone, years)
+    else:
+        stamps = _stamps_of(zone, years)
+        try:
+            stamp = stamps[head]
+        except KeyError:
+            stamp = _traditional_stamp(match, zone, years)
+            if len(stamps) >= _STAMPS_KEPT:
+                stamps.clear()
+            stamps[head] = stamp
+    return Envelope(
+        stamp, intern(host), intern(program), int(pid) if pid else None, line[match.end() :]
+    )
+
+
+# Lines of one second share their time stamp: build each datetime once (a log has many lines
+# per second) and share it, which also keeps one datetime per second in memory, not per line.
+# The stamps are kept for one (zone, year guess) at a time: a file's lines come one after another.
+_STAMPS_KEPT = 4096
+_current: tuple[tzinfo, YearGuess, dict[str, datetime | None]] | None = None
+
+
+def _stamps_of(zone: tzinfo, years: YearGuess) -> dict[str, datetime | None]:
+    global _current  # a cache: the answer never depends on it
+    current = _current
+    same_zone = current is not None and (current[0] is zone or current[0] == zone)
+    if current is not None and same_zone and (current[1] is years or current[1] == years):
+        return current[2]
+    current = _current = (zone, years, {})
+    return current[2]
+
+
+def _traditional_stamp(
+    match: re.Match[str], zone: tzinfo, years: YearGuess | None
+) -> datetime | None:
     month = MONTHS[match["mon"]]
     day = int(match["day"])
     hour, minute, second = (int(part) for part in match["time"].split(":"))
@@ -116,12 +157,11 @@ def _from_traditional(
     frac = match["frac"]
     micro = int(frac.ljust(6, "0")) if frac else 0
     try:
-        stamp: datetime | None = datetime(
+        return datetime(
             guess.year_for(month, day), month, day, hour, minute, second, micro, tzinfo=zone
         )
     except ValueError:  # Feb 29 in a guessed non-leap year, or a mangled field
-        stamp = None
-    return Envelope(stamp, match["host"], match["program"], _pid(match["pid"]), line[match.end() :])
+        return None
 
 
 def _from_rfc3339(match: re.Match[str], line: str, zone: tzinfo) -> Envelope:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import cast
 
@@ -435,9 +435,9 @@ class LogSource:
             return event
         later = await self._second_pass(hour)
         if event.raw in later.get(file.path, set()):
-            return event.model_copy(update={"timestamp": stamp.replace(fold=1)})
+            return replace(event, timestamp=stamp.replace(fold=1))
         # read alone the line is the first pass: keep it there, the file order says so
-        return event.model_copy(update={"timestamp": stamp.replace(fold=0)})
+        return replace(event, timestamp=stamp.replace(fold=0))
 
     async def _second_pass(self, hour: datetime) -> dict[str, set[str]]:
         zone = self.server.zone
