@@ -11,10 +11,11 @@ events with the file's own year guess and the server's zone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import cast
 
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +47,13 @@ class LogFile(BaseModel):
         if end is not None and self.first_seen is not None and self.first_seen >= end:
             return False
         return not (start is not None and self.mtime < start)
+
+
+@functools.lru_cache(maxsize=64)
+def _year_guess(mtime: datetime, zone: tzinfo, year: int | None) -> YearGuess:
+    """One year guess per file (the same object for each of its lines, so the parser's time
+    stamp cache knows it at once)."""
+    return YearGuess(mtime.astimezone(zone), year)
 
 
 def _in_repeated_hour(stamp: datetime | None) -> bool:
@@ -466,7 +474,7 @@ class LogSource:
         return found
 
     def parse(self, file: LogFile, text: str, offset: int | None = None) -> LogEvent:
-        years = YearGuess(file.mtime.astimezone(self.server.zone), self.server.year)
+        years = _year_guess(file.mtime, self.server.zone, self.server.year)
         return parse_line(
             text,
             source=self.name,
