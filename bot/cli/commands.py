@@ -92,7 +92,15 @@ def run_trace(args: argparse.Namespace) -> int:
     zone = zone_named(args.tz) if args.tz else settings.zone
     lang = language(args.lang) if args.lang else language_from_env(os.environ)
     text = " ".join(args.query)
-    result = asyncio.run(trace(settings, text, zone, datetime.now(UTC), lang, queue=args.queue))
+    answers: list[SearchResult] = []
+
+    async def answer() -> None:
+        # not returned: Python 3.11's asyncio.run formats its main task, result and all, when
+        # it restores the Ctrl-C handler (a large answer's repr costs a fifth of a second)
+        answers.append(await trace(settings, text, zone, datetime.now(UTC), lang, queue=args.queue))
+
+    asyncio.run(answer())
+    [result] = answers
     if getattr(args, "log", None):
         from bot.diagnose import for_local_files
 
