@@ -12,6 +12,7 @@ relay's host name, or its first label, equals the syslog HOSTNAME).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from parsers.models import LogEvent
 from parsers.trace import RelayResolver
@@ -26,7 +27,7 @@ def split_by_hostname(
     for event in events:
         host = event.host or name
         hosts[host] = name
-        out.append(event.model_copy(update={"source": host}))
+        out.append(replace(event, source=host))
     return out, hosts
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -27,6 +28,7 @@ from typing import Any
 
 from bot import followup, hops, nearmiss, timings
 from bot.diagnose import diagnose
+from bot.earliest import EarliestMessages
 from bot.errors import MailtraceError, SourceError, UsageError
 from bot.query import Query, TargetKind
 from bot.result import FileCoverage, NearMisses, SearchResult, SourceCoverage, SourceFailure
@@ -279,7 +281,46 @@ def choose_servers(query: Query, sources: Sequence[LogSource]) -> list[LogSource
 async def _first_passes(
     st: _ServerState, query: Query, start: datetime | None, end: datetime | None
 ) -> None:
-    hits: list[LogEvent] = []
+    limit = st.source.limits.max_messages
+    before = (st.lines, st.truncated, len(st.connections), len(st.other_role))
+    found = await _pass1(st, query, start, end, EarliestMessages(limit))
+    if found.complete:
+        hits = found.hits()
+        if found.found > limit:
+            st.untraced = found.found - limit
+    else:  # lines out of time order: read pass 1 again, keeping every hit until the end
+        st.lines, st.truncated = before[0], before[1]
+        del st.connections[before[2] :], st.other_role[before[3] :]
+        found = await _pass1(st, query, start, end, EarliestMessages(sys.maxsize))
+        hits = _earliest_messages(st, found.hits())
+    in_window = st.source.chosen
+    st.hits.update(e.raw for e in hits)
+    st.hit_ids.update(e.queue_id for e in hits if e.queue_id is not None)
+    st.events.extend(e for e in hits if e.queue_id is None)  # pre-queue rejects are complete
+    await _connections(st, in_window, [e for e in hits if e.queue_id is None])
+    st.wanted.update(e.queue_id for e in hits if e.queue_id is not None)
+    if query.kind is TargetKind.QUEUE_ID:
+        st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
+    region_bytes = int(st.source.limits.pass2_region_mb * 1024 * 1024)
+    regions = followup.regions(hits, in_window, region_bytes)
+    await _trace_wanted(st, start, in_window, regions, stage="pass2")
+    if not hits and not st.truncated:
+        with timings.phase("nearmiss", st.source.name):
+            await _look_outside(st, query, in_window)
+            if not st.other_times and not st.other_days:
+                st.similar = await nearmiss.similar_addresses(
+                    st.source, in_window, query, start, end
+                )
+
+
+async def _pass1(
+    st: _ServerState,
+    query: Query,
+    start: datetime | None,
+    end: datetime | None,
+    found: EarliestMessages,
+) -> EarliestMessages:
+    """Pass 1: the lines naming the target; its hits in the window go to `found`."""
     asked_days = _asked_days(query)
     search = st.source.planned_grep(
         lambda files: [f for f in files if f.covers(start, end)],
@@ -298,29 +339,12 @@ async def _first_passes(
                 if event.queue_id is None and event.kind in _SESSION_KINDS:
                     _note_stray(st, query, event)  # the client's session, not a message
                 else:
-                    hits.append(event)
+                    found.add(event)
             elif event.timestamp is not None:
                 _note_elsewhere(st, query, event.timestamp, asked_days)
-    st.files, in_window = st.source.listed, st.source.chosen
-    st.searched.update(f.path for f in in_window)
-    hits = _earliest_messages(st, hits)
-    st.hits.update(e.raw for e in hits)
-    st.hit_ids.update(e.queue_id for e in hits if e.queue_id is not None)
-    st.events.extend(e for e in hits if e.queue_id is None)  # pre-queue rejects are complete
-    await _connections(st, in_window, [e for e in hits if e.queue_id is None])
-    st.wanted.update(e.queue_id for e in hits if e.queue_id is not None)
-    if query.kind is TargetKind.QUEUE_ID:
-        st.wanted.update(e.new_queue_id for e in hits if e.new_queue_id == query.target)
-    region_bytes = int(st.source.limits.pass2_region_mb * 1024 * 1024)
-    regions = followup.regions(hits, in_window, region_bytes)
-    await _trace_wanted(st, start, in_window, regions, stage="pass2")
-    if not hits and not st.truncated:
-        with timings.phase("nearmiss", st.source.name):
-            await _look_outside(st, query, in_window)
-            if not st.other_times and not st.other_days:
-                st.similar = await nearmiss.similar_addresses(
-                    st.source, in_window, query, start, end
-                )
+    st.files = st.source.listed
+    st.searched.update(f.path for f in st.source.chosen)
+    return found
 
 
 _SESSION_KINDS = (EventKind.CONNECT, EventKind.DISCONNECT)

@@ -23,6 +23,8 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from sys import intern
+from typing import NamedTuple
 
 MONTHS = {
     name: number
@@ -48,8 +50,9 @@ _RFC3339 = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """The envelope of one line (a tuple: one is built per line read)."""
+
     timestamp: datetime | None
     host: str | None
     program: str | None
@@ -109,19 +112,60 @@ def _pid(text: str | None) -> int | None:
 def _from_traditional(
     match: re.Match[str], line: str, zone: tzinfo, years: YearGuess | None
 ) -> Envelope:
+    host, program, pid = match.group("host", "program", "pid")
+    head = line[: match.start("host")]  # "May 13 10:00:12 ": the time stamp, as written
+    if years is None:  # without a guess the year follows the clock: nothing to keep
+        stamp = _traditional_stamp(match, zone, YearGuess(reference=datetime.now(zone)), {})
+    else:
+        stamps, days = _stamps_of(zone, years)
+        try:
+            stamp = stamps[head]
+        except KeyError:
+            stamp = _traditional_stamp(match, zone, years, days)
+            if len(stamps) >= _STAMPS_KEPT:
+                stamps.clear()
+            stamps[head] = stamp
+    return Envelope(
+        stamp, intern(host), intern(program), int(pid) if pid else None, line[match.end() :]
+    )
+
+
+# Lines of one second share their time stamp: build each datetime once (a log has many lines
+# per second) and share it, which also keeps one datetime per second in memory, not per line.
+# The stamps (and the year of each day) are kept for one (zone, year guess) at a time: a file's
+# lines come one after another.
+_STAMPS_KEPT = 4096
+_Stamps = dict[str, datetime | None]
+_Years = dict[tuple[int, int], int]
+_current: tuple[tzinfo, YearGuess, _Stamps, _Years] | None = None
+
+
+def _stamps_of(zone: tzinfo, years: YearGuess) -> tuple[_Stamps, _Years]:
+    global _current  # a cache: the answer never depends on it
+    current = _current
+    same_zone = current is not None and (current[0] is zone or current[0] == zone)
+    if current is None or not same_zone or not (current[1] is years or current[1] == years):
+        current = _current = (zone, years, {}, {})
+    return current[2], current[3]
+
+
+def _traditional_stamp(
+    match: re.Match[str], zone: tzinfo, years: YearGuess, days: _Years
+) -> datetime | None:
     month = MONTHS[match["mon"]]
     day = int(match["day"])
-    hour, minute, second = (int(part) for part in match["time"].split(":"))
-    guess = years or YearGuess(reference=datetime.now(zone))
+    clock = match["time"]  # "10:00:12"
     frac = match["frac"]
     micro = int(frac.ljust(6, "0")) if frac else 0
+    year = days.get((month, day))
+    if year is None:
+        year = days[month, day] = years.year_for(month, day)  # (at most 366 days)
     try:
-        stamp: datetime | None = datetime(
-            guess.year_for(month, day), month, day, hour, minute, second, micro, tzinfo=zone
+        return datetime(
+            year, month, day, int(clock[:2]), int(clock[3:5]), int(clock[6:]), micro, tzinfo=zone
         )
     except ValueError:  # Feb 29 in a guessed non-leap year, or a mangled field
-        stamp = None
-    return Envelope(stamp, match["host"], match["program"], _pid(match["pid"]), line[match.end() :])
+        return None
 
 
 def _from_rfc3339(match: re.Match[str], line: str, zone: tzinfo) -> Envelope:

@@ -22,12 +22,27 @@ _VERDICT = re.compile(
     r"\b(?P<word>blocked|discarded|quarantined?|spam(?:my)?|virus|infected|banned|bad-header)\b",
     re.IGNORECASE,
 )
+_VERDICT_WORDS = (
+    "blocked",
+    "discarded",
+    "quarantine",
+    "spam",
+    "virus",
+    "infected",
+    "banned",
+    "bad-header",
+)
 
 
 def filter_verdict(reply: str | None) -> str | None:
     """The filter's verdict word in a 2xx reply ("blocked", "spam", ...), or None when the reply
     reads as a plain acceptance (or names a new queue ID: the filter passed the mail on)."""
     if not reply or "queued as" in reply:
+        return None
+    # most replies have none of the words: say so without the search (folded as re.IGNORECASE
+    # compares: casefold, and the dotless ı is an i)
+    folded = reply.casefold().replace("\u0131", "i")
+    if not any(word in folded for word in _VERDICT_WORDS):
         return None
     match = _VERDICT.search(reply)
     if match is None:

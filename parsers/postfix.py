@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, tzinfo
+from sys import intern
 from typing import Any
 
 from parsers.envelope import YearGuess, parse_envelope
@@ -30,12 +31,11 @@ def is_queue_id(token: str) -> bool:
     """True when `token` looks like a Postfix queue ID (short, long or how-to style)."""
     if not 5 <= len(token) <= 24 or not token.isalnum() or not token.isascii():
         return False
+    # (alphanumeric ASCII from here: "not all letters" means "has a digit", and the reverse)
     if token.isupper() or token.isdigit():  # "4104E3D", "BCDEFGHIJKL"
-        return any(ch.isdigit() for ch in token) or len(token) >= 8
+        return len(token) >= 8 or not token.isalpha()
     # long queue IDs: mixed case, always with digits in the time-stamp part
-    return (
-        len(token) >= 12 and any(ch.isdigit() for ch in token) and any(ch.isalpha() for ch in token)
-    )
+    return len(token) >= 12 and not token.isalpha() and not token.isdigit()
 
 
 # "<a@b>" addresses and "key=value" pairs of delivery lines:
@@ -65,7 +65,7 @@ _SAID_DSN = re.compile(r"said: [245]\d\d[ -](?P<dsn>[245]\.\d{1,3}\.\d{1,3})\b")
 _NOTICE = re.compile(r"(?P<notice>(?:sender|postmaster) [a-z -]+ notification): (?P<qid>\S+)$")
 _QUEUED_AS = re.compile(r"\bqueued as (?P<qid>[0-9A-Za-z]{5,20})\b")
 _FORWARDED_AS = re.compile(r"\bforwarded as (?P<qid>[0-9A-Za-z]{5,20})\b")
-_LEVELS = ("warning", "error", "fatal", "panic", "info")
+_LEVEL_PREFIXES = ("warning: ", "error: ", "fatal: ", "panic: ", "info: ")
 
 # "connect from mx.example.org[203.0.113.7]" / "disconnect from unknown[unknown] commands=0/0"
 _CONNECT = re.compile(r"(?P<kind>connect|disconnect) from " + _CLIENT_ADDR.pattern)
@@ -87,8 +87,9 @@ def parse_line(
         return LogEvent(
             raw=line, kind=EventKind.UNPARSED, source=source, path=path, offset=offset, text=line
         )
+    daemon = _daemon(envelope.program)
     try:
-        fields = parse_message(envelope.daemon or "", envelope.text)
+        fields = parse_message(daemon or "", envelope.text)
     except (ValueError, IndexError):  # a reader tripped on mangled input: keep the raw line
         fields = {"kind": EventKind.OTHER, "text": envelope.text}
     return LogEvent(
@@ -99,19 +100,32 @@ def parse_line(
         timestamp=envelope.timestamp,
         host=envelope.host,
         program=envelope.program,
-        daemon=envelope.daemon,
+        daemon=daemon,
         pid=envelope.pid,
         **fields,
     )
 
 
+def _daemon(program: str | None) -> str | None:
+    """`postfix/submission/smtpd` -> `smtpd`, one shared string per program name."""
+    if program is None:
+        return None
+    daemon = _DAEMONS.get(program)
+    if daemon is None:
+        daemon = intern(program.rsplit("/", 1)[-1])
+        if len(_DAEMONS) < 1024:  # a server has a few dozen programs; odd lines add no more
+            _DAEMONS[program] = daemon
+    return daemon
+
+
+_DAEMONS: dict[str, str] = {}
+
+
 def parse_message(daemon: str, text: str) -> dict[str, Any]:
     """Read the message part of a Postfix line (after "postfix/<daemon>[pid]: ") into fields."""
     level = None
-    for name in _LEVELS:
-        if text.startswith(name + ": "):
-            level, text = name, text[len(name) + 2 :]
-            break
+    if text.startswith(_LEVEL_PREFIXES):
+        level, text = text.split(": ", 1)
     match = _QID_PREFIX.match(text)
     if match is None or not (match["qid"] == "NOQUEUE" or is_queue_id(match["qid"])):
         fields = (

@@ -13,7 +13,9 @@ interleave never changes the result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import gc
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from parsers.builder import (
     ENTRY_KINDS,
@@ -50,15 +52,30 @@ def group_messages(
 ) -> list[Message]:
     """Group events into messages, one per (host, queue ID life), ordered by first line; the
     explanations are worded with `tr`."""
-    by_host: dict[str, list[LogEvent]] = {}
-    for event in events:
-        by_host.setdefault(host_of(event), []).append(event)
-    built: list[Builder] = []
-    for host, host_events in by_host.items():
-        built.extend(_group_host(host, host_events, resolve))
-    messages = [_freeze(b, tr) for b in built]
-    messages = link_reinjections(messages)
-    return _merge_repeated_refusals(sorted(messages, key=_order_key))
+    with _no_cycle_collection():
+        by_host: dict[str, list[LogEvent]] = {}
+        for event in events:
+            by_host.setdefault(host_of(event), []).append(event)
+        built: list[Builder] = []
+        for host, host_events in by_host.items():
+            built.extend(_group_host(host, host_events, resolve))
+        messages = [_freeze(b, tr) for b in built]
+        messages = link_reinjections(messages)
+        return _merge_repeated_refusals(sorted(messages, key=_order_key))
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Grouping builds several objects per line and no reference cycles; the cyclic collector
+    would walk every event already read, again and again, for nothing (a third of the grouping
+    time on a large answer). Reference counting still frees everything as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _merge_repeated_refusals(messages: list[Message]) -> list[Message]:

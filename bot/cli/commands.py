@@ -137,10 +137,18 @@ def run_trace(args: argparse.Namespace) -> int:
     lang = language(args.lang) if args.lang else language_from_env(os.environ)
     text = " ".join(args.query)
     renderer = "bot.render.jsonout" if args.format == "json" else "bot.render.text"
-    now = datetime.now(UTC)
-    result = asyncio.run(
-        trace(settings, text, zone, now, lang, queue=args.queue, renderers=(renderer,))
-    )
+    answers: list[SearchResult] = []
+
+    async def answer() -> None:
+        # not returned: Python 3.11's asyncio.run formats its main task, result and all, when
+        # it restores the Ctrl-C handler (a large answer's repr costs a fifth of a second)
+        now = datetime.now(UTC)
+        answers.append(
+            await trace(settings, text, zone, now, lang, queue=args.queue, renderers=(renderer,))
+        )
+
+    asyncio.run(answer())
+    [result] = answers
     if getattr(args, "log", None):
         from bot.diagnose import for_local_files
 

@@ -11,10 +11,11 @@ events with the file's own year guess and the server's zone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import cast
 
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +47,13 @@ class LogFile(BaseModel):
         if end is not None and self.first_seen is not None and self.first_seen >= end:
             return False
         return not (start is not None and self.mtime < start)
+
+
+@functools.lru_cache(maxsize=64)
+def _year_guess(mtime: datetime, zone: tzinfo, year: int | None) -> YearGuess:
+    """One year guess per file (the same object for each of its lines, so the parser's time
+    stamp cache knows it at once)."""
+    return YearGuess(mtime.astimezone(zone), year)
 
 
 def _in_repeated_hour(stamp: datetime | None) -> bool:
@@ -435,9 +443,9 @@ class LogSource:
             return event
         later = await self._second_pass(hour)
         if event.raw in later.get(file.path, set()):
-            return event.model_copy(update={"timestamp": stamp.replace(fold=1)})
+            return replace(event, timestamp=stamp.replace(fold=1))
         # read alone the line is the first pass: keep it there, the file order says so
-        return event.model_copy(update={"timestamp": stamp.replace(fold=0)})
+        return replace(event, timestamp=stamp.replace(fold=0))
 
     async def _second_pass(self, hour: datetime) -> dict[str, set[str]]:
         zone = self.server.zone
@@ -466,7 +474,7 @@ class LogSource:
         return found
 
     def parse(self, file: LogFile, text: str, offset: int | None = None) -> LogEvent:
-        years = YearGuess(file.mtime.astimezone(self.server.zone), self.server.year)
+        years = _year_guess(file.mtime, self.server.zone, self.server.year)
         return parse_line(
             text,
             source=self.name,

@@ -197,6 +197,33 @@ async def test_message_cap_is_a_note(tmp_path: Path) -> None:
     assert any("Showing the first 2 of 5 messages" in note for note in result.notes)
 
 
+async def test_message_cap_with_lines_out_of_time_order(tmp_path: Path) -> None:
+    """A message whose older line comes later in the file still ranks by that line under the cap."""
+    late = _line(
+        "10:05:00", "smtp", "D0000A: to=<a1@example.org>, relay=local, dsn=2.0.0, status=sent (ok)"
+    )
+    early = _line(
+        "10:00:00", "smtp", "D0000A: to=<a2@example.org>, relay=local, dsn=2.0.0, status=sent (ok)"
+    )
+    text = (
+        _message("D0000B", "10:01:00", "s@example.net", "b@example.org")
+        + _message("D0000C", "10:02:00", "s@example.net", "c@example.org")
+        + _line("10:05:00", "qmgr", "D0000A: from=<s@example.net>, size=10, nrcpt=2 (queue active)")
+        + late
+        + early
+        + _line("10:05:00", "qmgr", "D0000A: removed")
+    )
+    log = _write(tmp_path / "mail.log", text)
+    settings = _settings(ServerConfig(name="mx", local=True, logs=(str(log),)), max_messages=2)
+    result = await _run(settings, "@example.org 2024-05-13")
+    assert [m.queue_id for m in result.messages] == ["D0000A", "D0000B"]
+    assert [r.address for r in result.messages[0].recipients] == [
+        "a2@example.org",
+        "a1@example.org",
+    ]
+    assert any("Showing the first 2 of 3 messages" in note for note in result.notes)
+
+
 async def test_bad_file_is_a_note_and_the_rest_is_answered(tmp_path: Path) -> None:
     """A corrupt rotated file costs only its own lines: the answer stands, with a note."""
     good = _write(
