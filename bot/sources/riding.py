@@ -1,0 +1,151 @@
+"""Pass 2 riding in pass 1's remote command: one round trip for the usual question.
+
+Strategy: pass 1's output goes to the client line by line through `awk`, which also notes the
+queue IDs the lines name (the word after "program[pid]: ") and, in plain files, the byte ranges
+around each line that `bot.followup.regions` would choose from them (the same arithmetic: a
+quarter of a region before the hit, the rest after, merged, kept while they total less than
+half the file). Then, in the same command, pass 2 greps those IDs: plain files in those ranges
+or whole, compressed files whole. The client uses pass 2's lines only where they are exactly
+what its own pass 2 would read (the same files, ranges and a superset of the IDs; see
+`source._Ahead`), so the answer never depends on riding. awk reads only log text; what it hands
+the shell is digits, IDs of letters and digits, and file numbers, never text from a line.
+
+Output after pass 1's lines: "=2", "I<TAB>ID" per ID, "R<TAB>N<TAB>START<TAB>LENGTH" per range
+(N: the file's place in `paths`), then pass 2's lines (`commands.grep_script`'s format). With
+more IDs than `Ride.max_ids` (a broad query), or a large file left with no range, no "=2".
+A compressed file is decompressed again by pass 2: its lines of an ID may come before the line
+that named the ID, so one pass would have to keep the whole decompressed file.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bot.sources import commands
+
+PASS2_MARK = "=2"
+IDS_PREFIX = "I\t"
+REGION_PREFIX = "R\t"
+
+
+@dataclass(frozen=True)
+class Ride:
+    """How pass 2 rides: at most `max_ids` queue IDs; ranges of `region_bytes` (0: whole files)
+    in plain files of `sizes`; files in `large` only in ranges (else pass 2 is not sent)."""
+
+    max_ids: int
+    region_bytes: int
+    sizes: Mapping[str, int]
+    large: frozenset[str] = frozenset()
+
+
+# Pass 1's lines pass through; the IDs and ranges go to fd 3 as "RC IDS/N:START:LENGTH ..."
+# for the shell and, after "=2", to stdout for the client. Paths and sizes come from the
+# environment (MT_P<n>, MT_S<n>, MT_L<n>: a large file), not from the program text.
+_AWK = r"""
+BEGIN { for (i = 0; i < n; i++) { p[i] = ENVIRON["MT_P" i] ":"; s[i] = ENVIRON["MT_S" i] + 0
+  big[i] = ENVIRON["MT_L" i] + 0; c[i] = 0 } ids = 0; over = 0; hit = 0 }
+{ print }
+substr($0, 1, 1) == "!" { next }
+{ hit = 1
+  if (!over && match($0, /\]: [0-9A-Za-z][0-9A-Za-z][0-9A-Za-z][0-9A-Za-z][0-9A-Za-z]+: /)) {
+    id = substr($0, RSTART + 3, RLENGTH - 5)
+    if (!(id in seen)) { seen[id] = 1; ids++; if (ids > max) over = 1 } }
+  if (over || before + after <= 0) next
+  for (i = 0; i < n; i++) if (substr($0, 1, length(p[i])) == p[i]) {
+    off = substr($0, length(p[i]) + 1) + 0; b = off - before; if (b < 0) b = 0; e = off + after
+    if (c[i] > 0 && b <= E[i, c[i]]) { if (e > E[i, c[i]]) E[i, c[i]] = e }
+    else { c[i]++; B[i, c[i]] = b; E[i, c[i]] = e }
+    break } }
+END { rc = hit ? 0 : 1; list = ""; regs = ""; out = ""; skip = over || ids == 0
+  for (id in seen) list = list " " id
+  for (i = 0; i < n && !skip; i++) { t = 0; for (j = 1; j <= c[i]; j++) t += E[i, j] - B[i, j]
+    if (c[i] > 0 && t < int(s[i] / 2)) for (j = 1; j <= c[i]; j++) {
+      regs = regs sprintf(" %d:%.0f:%.0f", i, B[i, j], E[i, j] - B[i, j])
+      out = out sprintf("R\t%d\t%.0f\t%.0f\n", i, B[i, j], E[i, j] - B[i, j]) }
+    else if (big[i]) skip = 1 }
+  if (skip) { printf "%d /\n", rc > "/dev/fd/3"; exit }
+  printf "%d %s/%s\n", rc, list, regs > "/dev/fd/3"
+  print "=2"; for (id in seen) print "I\t" id; printf "%s", out }
+"""
+
+
+def both_passes(
+    pass1: str,
+    paths: Sequence[str],
+    ride: Ride,
+    tools: commands.Tools = commands.NO_TOOLS,
+) -> str:
+    """Pass 1's script (`commands.grep_script`, with offsets for ranges), then pass 2 of the IDs
+    its lines name, in the same command; the exit status is pass 1's."""
+    plain = [p for p in paths if commands.is_plain(p)]
+    number = {p: i for i, p in enumerate(paths)}
+    before = ride.region_bytes // 4
+    after = ride.region_bytes - before
+    env = " ".join(
+        f"MT_P{number[p]}={shlex.quote(p)} MT_S{number[p]}={int(ride.sizes.get(p, 0))}"
+        + (f" MT_L{number[p]}=1" if p in ride.large else "")
+        for p in plain
+    )
+    awk = (
+        f"{env} awk -v n={len(paths)} -v max={int(ride.max_ids)} "
+        f"-v before={before} -v after={after} {shlex.quote(_AWK)}"
+    )
+    pass2 = _pass2(paths, number, tools)
+    return (
+        f"exec 5>&1; sum=$( ( {pass1} ) | {awk} 3>&1 >&5 ); "
+        'rc1=${sum%% *}; rest=${sum#* }; ids=${rest%%/*}; regs=" ${rest#*/} "; '
+        f'if [ -n "${{ids# }}" ]; then ( {pass2} ); fi; '
+        'exit "${rc1:-1}"'
+    )
+
+
+def _pass2(paths: Sequence[str], number: Mapping[str, int], tools: commands.Tools) -> str:
+    """Pass 2 of $ids (letters and digits, space-separated) over `paths`: plain files in the
+    ranges of $regs (" N:START:LENGTH ...") or whole, the others whole; the output and order of
+    `commands.grep_script` with those ranges."""
+    expr = "$args" if tools.rg else '-e "$pat"'
+    steps = [
+        "rc=1",
+        "exec 4>&1",
+        "pat=$(printf '%s\\n' $ids)",
+        'args=; for i in $ids; do args="$args -e $i"; done',
+    ]
+    whole = [p for p in paths if commands.is_plain(p)]
+    if whole:
+        keep = "; ".join(
+            f'case "$regs" in *" {number[p]}:"*) ;; '
+            f"*) {commands.keep_readable(shlex.quote(p))};; esac"
+            for p in whole
+        )
+        steps.append(f"set --; {keep}")
+        steps.append(commands.plain_grep(expr, tools))
+    for path in paths:
+        if not commands.is_plain(path) and not commands.is_journal(path):
+            steps.append(commands.stream_step(path, commands.stream_reader(path, tools), expr))
+    for path in whole:
+        dd = (
+            f"dd {shlex.quote('if=' + path)} iflag=skip_bytes,count_bytes "
+            'skip="$b" count="$l" bs=1M status=none | sed \'$d\''
+        )
+        steps.append(
+            f"for x in $regs; do case $x in {number[path]}:*) "
+            "b=${x#*:}; l=${b#*:}; b=${b%%:*}; "
+            + commands.stream_step(path, dd, expr)
+            + ";; esac; done"
+        )
+    steps.append('exit "$rc"')
+    return "; ".join(steps)
+
+
+def region_lines(
+    lines: Sequence[str], paths: Sequence[str]
+) -> dict[str, tuple[tuple[int, int], ...]]:
+    """The ranges of "R<TAB>N<TAB>START<TAB>LENGTH" lines, per path, in order."""
+    found: dict[str, list[tuple[int, int]]] = {}
+    for line in lines:
+        _, number, start, length = line.split("\t")
+        found.setdefault(paths[int(number)], []).append((int(start), int(length)))
+    return {path: tuple(spans) for path, spans in found.items()}
