@@ -192,7 +192,8 @@ async def test_first_lines_are_cached_until_a_file_changes(logdir: Path) -> None
     assert f"/{gz}" not in runner.commands[-1]  # nothing known yet: no key names a file
     await source.list_files()
     assert len(runner.commands) == 2  # the listing only, the known first lines not read again
-    assert f"/{gz}" in runner.commands[-1] and f"/{bz}" in runner.commands[-1]
+    assert f"/{gz}" in runner.commands[-1]
+    assert f"/{bz}" in runner.commands[-1]
     with (logdir / "mail.log").open("a") as handle:
         handle.write(DAY3)
     files = await source.list_files()
@@ -203,7 +204,8 @@ async def test_first_lines_are_cached_until_a_file_changes(logdir: Path) -> None
     files = await source.list_files()
     assert len(runner.commands) == 4  # the listing, which reads the changed file's first line
     (changed,) = [f for f in files if f.path == gz]
-    assert changed.first_seen is not None and changed.first_seen.day == 12
+    assert changed.first_seen is not None
+    assert changed.first_seen.day == 12
 
 
 async def test_repeated_dst_hour_keeps_the_file_order(tmp_path: Path) -> None:

@@ -3,9 +3,12 @@ the same."""
 
 from __future__ import annotations
 
+import gzip
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from bot.query import parse_query
 from bot.render.jsonout import render_json
@@ -15,6 +18,7 @@ from bot.settings import Limits, ServerConfig, Settings
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from bot.timings import Timings
+from parsers.models import Status
 from tests.recording import RecordingRunner
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
@@ -117,3 +121,82 @@ async def test_window_moving_to_another_file_is_searched_there(tmp_path: Path) -
     (message,) = result.messages
     assert message.queue_id == "AB12C1"
     assert message.first_seen == datetime(2024, 5, 12, 10, tzinfo=UTC)
+
+
+# A leading dash (grep option?) and shell metacharacters: the needle must stay one literal.
+ODD_SENDER = "-e'&|*?{x}~#!%@example.net"
+ODD_MESSAGE_ID = "<a$(id)`x`;&'\"@m.example>"
+
+
+def _odd_logs(directory: Path, noise: int = 0) -> None:
+    """Today's plain log (an odd sender's message amid `noise` lines) and yesterday's, gzipped."""
+    at = "May 13 10:00:00 mx postfix"
+    filler = "".join(
+        f"May 13 09:{n % 60:02d}:00 mx postfix/smtpd[7]: connect from n{n}.example[192.0.2.{n % 250}]\n"
+        for n in range(noise)
+    )
+    text = (
+        filler
+        + f"{at}/smtpd[1]: AB12C9: client=c.example[192.0.2.9]\n"
+        + f"{at}/cleanup[4]: AB12C9: message-id={ODD_MESSAGE_ID}\n"
+        + f"{at}/qmgr[2]: AB12C9: from=<{ODD_SENDER}>, size=10, nrcpt=1 (queue active)\n"
+        + f"{at}/smtp[3]: AB12C9: to=<r@example.org>, relay=mx.example.org[198.51.100.7]:25, "
+        "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\n"
+        + f"{at}/qmgr[2]: AB12C9: removed\n"
+        + filler
+    )
+    _write(directory / "mail.log", text, 13)
+    with gzip.open(directory / "mail.log.1.gz", "wt") as handle:
+        handle.write(_message(12, "AB12C1", "s@example.net"))
+    stamp = datetime(2024, 5, 12, 23, tzinfo=UTC).timestamp()
+    os.utime(directory / "mail.log.1.gz", (stamp, stamp))
+
+
+@pytest.mark.parametrize(
+    ("question", "found", "region_mb"),
+    [
+        (f"{ODD_SENDER} 2024-05-13", True, 16),
+        (f"{ODD_MESSAGE_ID} 2024-05-13", True, 16),
+        (f"{ODD_SENDER} 2024-05-13", True, 0.01),  # the log is read around the hit
+        ("nobody@example.net 2024-05-13", False, 16),
+        (f"{ODD_SENDER} 2024-05-12", False, 16),  # the compressed file
+    ],
+)
+async def test_one_command_per_warm_question(
+    tmp_path: Path, question: str, found: bool, region_mb: float
+) -> None:
+    """A warm source answers a question about one day with one remote command (listing, pass 1
+    and pass 2), hit or miss, whatever the needle holds; the cold one takes two (listing with
+    every file dated, then both passes); the answers are those pass 2 on its own gives."""
+    _odd_logs(tmp_path, noise=400)
+    server = ServerConfig(name="mx", local=True, logs=(f"{tmp_path}/mail.log*",))
+    settings = Settings(
+        servers=(server,), limits=Limits(pass2_region_mb=region_mb), default_days=None
+    )
+    runner = RecordingRunner("mx")
+    source = LogSource(server, runner, settings.limits)
+    cold = await _ask(settings, source, question)
+    searched = len(runner.commands)
+    warm = await _ask(settings, source, question)
+    asked = runner.commands[searched:]
+    alone = settings.model_copy(
+        update={"limits": Limits(pass2_region_mb=region_mb, pass2_ahead_mb=0)}
+    )
+    apart = RecordingRunner("mx")
+    reference = await _ask(alone, LogSource(server, apart, alone.limits), question)
+    assert _answer(cold) == _answer(warm) == _answer(reference)
+    # an empty answer's diagnosis scans further, case-insensitively (other days, similar
+    # addresses): those commands come after the search's one
+    assert all(" -i " in command for command in asked[1:])
+    assert all(" -i " in command for command in runner.commands[2:searched])
+    if found:
+        (message,) = warm.messages
+        assert message.queue_id == "AB12C9"
+        assert len(message.lines) == 5
+        assert message.status is Status.SENT
+        assert (searched, len(asked)) == (2, 1)  # cold: listing, both passes; warm: one
+        assert len(apart.commands) == 3  # listing, pass 1, pass 2
+    else:
+        assert warm.messages == ()
+        assert len(asked) == searched - 1  # the listing rides with the search
+    assert not (tmp_path / "pwned").exists()
