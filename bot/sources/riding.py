@@ -45,8 +45,9 @@ class Ride:
 # for the shell and, after "=2", to stdout for the client. Paths and sizes come from the
 # environment (MT_P<n>, MT_S<n>, MT_L<n>: a large file), not from the program text.
 _AWK = r"""
-BEGIN { for (i = 0; i < n; i++) { p[i] = ENVIRON["MT_P" i] ":"; s[i] = ENVIRON["MT_S" i] + 0
-  big[i] = ENVIRON["MT_L" i] + 0; c[i] = 0 } ids = 0; over = 0; hit = 0 }
+BEGIN { n = split(plain, q, " "); for (k = 1; k <= n; k++) { i = q[k]; c[i] = 0
+  p[i] = ENVIRON["MT_P" i] ":"; s[i] = ENVIRON["MT_S" i] + 0; big[i] = ENVIRON["MT_L" i] + 0 }
+  ids = 0; over = 0; hit = 0 }
 { print }
 substr($0, 1, 1) == "!" { next }
 { hit = 1
@@ -54,14 +55,15 @@ substr($0, 1, 1) == "!" { next }
     id = substr($0, RSTART + 3, RLENGTH - 5)
     if (!(id in seen)) { seen[id] = 1; ids++; if (ids > max) over = 1 } }
   if (over || before + after <= 0) next
-  for (i = 0; i < n; i++) if (substr($0, 1, length(p[i])) == p[i]) {
+  for (k = 1; k <= n; k++) if (substr($0, 1, length(p[i = q[k]])) == p[i]) {
     off = substr($0, length(p[i]) + 1) + 0; b = off - before; if (b < 0) b = 0; e = off + after
     if (c[i] > 0 && b <= E[i, c[i]]) { if (e > E[i, c[i]]) E[i, c[i]] = e }
     else { c[i]++; B[i, c[i]] = b; E[i, c[i]] = e }
     break } }
 END { rc = hit ? 0 : 1; list = ""; regs = ""; out = ""; skip = over || ids == 0
   for (id in seen) list = list " " id
-  for (i = 0; i < n && !skip; i++) { t = 0; for (j = 1; j <= c[i]; j++) t += E[i, j] - B[i, j]
+  for (k = 1; k <= n && !skip; k++) { i = q[k]; t = 0
+    for (j = 1; j <= c[i]; j++) t += E[i, j] - B[i, j]
     if (c[i] > 0 && t < int(s[i] / 2)) for (j = 1; j <= c[i]; j++) {
       regs = regs sprintf(" %d:%.0f:%.0f", i, B[i, j], E[i, j] - B[i, j])
       out = out sprintf("R\t%d\t%.0f\t%.0f\n", i, B[i, j], E[i, j] - B[i, j]) }
@@ -90,7 +92,8 @@ def both_passes(
         for p in plain
     )
     awk = (
-        f"{env} awk -v n={len(paths)} -v max={int(ride.max_ids)} "
+        f"{env} awk -v plain={shlex.quote(' '.join(str(number[p]) for p in plain))} "
+        f"-v max={int(ride.max_ids)} "
         f"-v before={before} -v after={after} {shlex.quote(_AWK)}"
     )
     pass2 = _pass2(paths, number, tools)
