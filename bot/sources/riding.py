@@ -10,9 +10,10 @@ what its own pass 2 would read (the same files, ranges and a superset of the IDs
 `source._Ahead`), so the answer never depends on riding. awk reads only log text; what it hands
 the shell is digits, IDs of letters and digits, and file numbers, never text from a line.
 
-Output after pass 1's lines: "=2", "I<TAB>ID" per ID, "R<TAB>N<TAB>START<TAB>LENGTH" per range
-(N: the file's place in `paths`), then pass 2's lines (`commands.grep_script`'s format). With
-more IDs than `Ride.max_ids` (a broad query), or a large file left with no range, no "=2".
+Output after pass 1's lines: "=2", "I<TAB>ID" per ID, then pass 2's lines in
+`commands.grep_script`'s format and order, each range's lines after "@<TAB>N:START:LENGTH" (N:
+the file's place in `paths`) with their offsets in the range. With more IDs than
+`Ride.max_ids` (a broad query), or a large file left with no range, no "=2".
 A compressed file is decompressed again by pass 2: its lines of an ID may come before the line
 that named the ID, so one pass would have to keep the whole decompressed file.
 """
@@ -27,7 +28,7 @@ from bot.sources import commands
 
 PASS2_MARK = "=2"
 IDS_PREFIX = "I\t"
-REGION_PREFIX = "R\t"
+SPAN_PREFIX = "@\t"  # before the lines of one range: "@<TAB>N:START:LENGTH"
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Ride:
 
 
 # Pass 1's lines pass through; the IDs and ranges go to fd 3 as "RC IDS/N:START:LENGTH ..."
-# for the shell and, after "=2", to stdout for the client. Paths and sizes come from the
+# for the shell, the IDs after "=2" to stdout for the client. Paths and sizes come from the
 # environment (MT_P<n>, MT_S<n>, MT_L<n>: a large file), not from the program text.
 _AWK = r"""
 BEGIN { n = split(plain, q, " "); for (k = 1; k <= n; k++) { i = q[k]; c[i] = 0
@@ -60,17 +61,16 @@ substr($0, 1, 1) == "!" { next }
     if (c[i] > 0 && b <= E[i, c[i]]) { if (e > E[i, c[i]]) E[i, c[i]] = e }
     else { c[i]++; B[i, c[i]] = b; E[i, c[i]] = e }
     break } }
-END { rc = hit ? 0 : 1; list = ""; regs = ""; out = ""; skip = over || ids == 0
+END { rc = hit ? 0 : 1; list = ""; regs = ""; skip = over || ids == 0
   for (id in seen) list = list " " id
   for (k = 1; k <= n && !skip; k++) { i = q[k]; t = 0
     for (j = 1; j <= c[i]; j++) t += E[i, j] - B[i, j]
     if (c[i] > 0 && t < int(s[i] / 2)) for (j = 1; j <= c[i]; j++) {
-      regs = regs sprintf(" %d:%.0f:%.0f", i, B[i, j], E[i, j] - B[i, j])
-      out = out sprintf("R\t%d\t%.0f\t%.0f\n", i, B[i, j], E[i, j] - B[i, j]) }
+      regs = regs sprintf(" %d:%.0f:%.0f", i, B[i, j], E[i, j] - B[i, j]) }
     else if (big[i]) skip = 1 }
   if (skip) { printf "%d /\n", rc > "/dev/fd/3"; exit }
   printf "%d %s/%s\n", rc, list, regs > "/dev/fd/3"
-  print "=2"; for (id in seen) print "I\t" id; printf "%s", out }
+  print "=2"; for (id in seen) print "I\t" id }
 """
 
 
@@ -135,20 +135,104 @@ def _pass2(paths: Sequence[str], number: Mapping[str, int], tools: commands.Tool
         )
         steps.append(
             f"for x in $regs; do case $x in {number[path]}:*) "
-            "b=${x#*:}; l=${b#*:}; b=${b%%:*}; "
-            + commands.stream_step(path, dd, expr)
+            "b=${x#*:}; l=${b#*:}; b=${b%%:*}; printf '@\\t%s\\n' \"$x\"; "
+            + commands.stream_step(path, dd, "-b " + expr)
             + ";; esac; done"
         )
     steps.append('exit "$rc"')
     return "; ".join(steps)
 
 
-def region_lines(
-    lines: Sequence[str], paths: Sequence[str]
-) -> dict[str, tuple[tuple[int, int], ...]]:
-    """The ranges of "R<TAB>N<TAB>START<TAB>LENGTH" lines, per path, in order."""
-    found: dict[str, list[tuple[int, int]]] = {}
-    for line in lines:
-        _, number, start, length = line.split("\t")
-        found.setdefault(paths[int(number)], []).append((int(start), int(length)))
-    return {path: tuple(spans) for path, spans in found.items()}
+@dataclass(frozen=True)
+class Span:
+    """A range pass 2 read on the server, and its lines: (offset in the file, text)."""
+
+    start: int
+    lines: tuple[tuple[int, str], ...]
+    length: int
+
+
+class Ahead:
+    """Pass 2's output from pass 1's command, kept to answer the client's own pass 2 with the
+    lines it would read: the same files, a subset of the IDs, its ranges inside the server's."""
+
+    def __init__(self, paths: Sequence[str], output: Sequence[str]) -> None:
+        self.paths = tuple(paths)
+        self.ids: set[str] = set()
+        self.whole: list[str] = []  # whole files' lines, and every problem line
+        self.spans: dict[str, list[Span]] = {}
+        ordered = commands.longest_first(self.paths)
+        span: tuple[str, int, int, list[tuple[int, str]]] | None = None
+        for line in output:
+            if line.startswith(IDS_PREFIX):
+                self.ids.add(line[len(IDS_PREFIX) :])
+            elif line.startswith(SPAN_PREFIX):
+                number, start, length = line[len(SPAN_PREFIX) :].split(":")
+                span = (self.paths[int(number)], int(start), int(length), [])
+                self.spans.setdefault(span[0], []).append(Span(span[1], (), span[2]))
+            elif span is None or line.startswith(commands.PROBLEM_PREFIX):
+                self.whole.append(line)
+            else:
+                split = commands.split_grep_line(line, ordered, with_offsets=True)
+                if split is not None and split[1] is not None:
+                    span[3].append((span[1] + split[1], split[2]))
+                    last = self.spans[span[0]][-1]
+                    self.spans[span[0]][-1] = Span(last.start, tuple(span[3]), last.length)
+
+    def lines_for(
+        self,
+        paths: Sequence[str],
+        patterns: Sequence[str],
+        regions: Mapping[str, Sequence[tuple[int, int]]] | None,
+    ) -> list[str] | None:
+        """What `commands.grep_command(paths, patterns, regions=regions)` prints, in its order;
+        None when these lines cannot tell exactly."""
+        wanted = {path: list(spans) for path, spans in (regions or {}).items() if spans}
+        if (
+            tuple(paths) != self.paths
+            or not self.ids.issuperset(patterns)
+            or set(wanted) != set(self.spans)
+        ):
+            return None
+        ordered = commands.longest_first(self.paths)
+        out = []
+        for line in self.whole:
+            split = commands.split_grep_line(line, ordered)
+            if line.startswith(commands.PROBLEM_PREFIX) or (
+                split is not None and any(p in split[2] for p in patterns)
+            ):
+                out.append(line)
+        for path in self.paths:
+            for start, length in wanted.get(path, ()):
+                found = _region(self.spans[path], start, start + length, patterns)
+                if found is None:
+                    return None
+                out.extend(f"{path}:{text}" for text in found)
+        return out
+
+
+def _region(
+    spans: Sequence[Span], start: int, end: int, patterns: Sequence[str]
+) -> list[str] | None:
+    """The lines `commands`' region reader gives for [start, end) that hold a pattern, from the
+    server's range around it: lines inside the range but the last one it reaches (it may be
+    cut), and a first line cut at `start`. None: not inside one range, or a line's bytes are
+    not known (invalid UTF-8 where the range cuts)."""
+    span = next((s for s in spans if s.start <= start and end <= s.start + s.length), None)
+    if span is None:
+        return None
+    found = []
+    for offset, text in span.lines:
+        if offset >= end:
+            break
+        raw = text.encode()
+        unsure = 2 * text.count("\ufffd")  # a replaced byte may have been 1 to 3 bytes
+        least, most = offset + len(raw) + 1 - unsure, offset + len(raw) + 1  # after its newline
+        if least >= end or most <= start:
+            continue  # the range's last line (dropped, it may be cut), or before the range
+        if most >= end or (unsure and offset < start):
+            return None
+        part = text if offset >= start else raw[start - offset :].decode("utf-8", "replace")
+        if any(p in part for p in patterns):
+            found.append(part)
+    return found

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import cast
 
@@ -56,51 +55,9 @@ def _in_repeated_hour(stamp: datetime | None) -> bool:
     return first is not None and second is not None and first > second
 
 
-Regions = Mapping[str, Sequence[tuple[int, int]]]
-
-
-def _same_regions(one: Regions | None, other: Regions | None) -> bool:
-    def spans(regions: Regions | None) -> dict[str, tuple[tuple[int, int], ...]]:
-        return {p: tuple(r) for p, r in (regions or {}).items() if r}
-
-    return spans(one) == spans(other)
-
-
-@dataclass(frozen=True)
-class _Ahead:
-    """Pass 2 sent with pass 1 (`riding.both_passes`): every line of `paths` (of plain files
-    in `regions` only those ranges) that holds one of `ids`, the queue IDs pass 1's lines name."""
-
-    paths: tuple[str, ...]
-    ids: frozenset[str]
-    regions: dict[str, tuple[tuple[int, int], ...]]
-    lines: tuple[str, ...]
-
-    def serves(
-        self, paths: Sequence[str], patterns: Sequence[str], regions: Regions | None
-    ) -> bool:
-        """Are these lines exactly those a grep of `patterns` in `paths` (`regions`) reads?"""
-        return (
-            tuple(paths) == self.paths
-            and self.ids.issuperset(patterns)
-            and _same_regions(regions, self.regions)
-        )
-
-    def lines_for(self, patterns: Sequence[str]) -> AsyncIterator[str]:
-        """The lines a grep of `patterns` alone prints: those whose text holds one of them,
-        in the same order (and the files' problems, as it would report them)."""
-        ordered = commands.longest_first(self.paths)
-
-        async def lines() -> AsyncIterator[str]:
-            for line in self.lines:
-                if line.startswith(commands.PROBLEM_PREFIX):
-                    yield line
-                    continue
-                split = commands.split_grep_line(line, ordered)
-                if split is not None and any(p in split[2] for p in patterns):
-                    yield line
-
-        return lines()
+async def _lines(lines: Sequence[str]) -> AsyncIterator[str]:
+    for line in lines:
+        yield line
 
 
 class LogSource:
@@ -116,7 +73,7 @@ class LogSource:
         self.chosen: list[LogFile] = []  # the files `planned_grep` searched
         # repeated hour -> (the files it was read from, per path the lines of its second pass)
         self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
-        self._ahead: _Ahead | None = None  # pass 2's lines fetched with the last pass 1
+        self._ahead: riding.Ahead | None = None  # pass 2's lines fetched with the last pass 1
         # The server's faster tools, probed with the first listing on each connection (None:
         # not yet; set it to commands.NO_TOOLS beforehand to search with grep and the standard
         # decompressors: a local runner has no connection and is probed once).
@@ -298,11 +255,10 @@ class LogSource:
         if not readable or not patterns:
             return
         paths = [f.path for f in readable]
-        ahead_of = self._ahead
         plain = not (ignore_case or with_offsets)
-        if ahead_of is not None and plain and ahead_of.serves(paths, patterns, regions):
-            lines = ahead_of.lines_for(patterns)
-            async for event in self._events(lines, readable, False, regions, problems):
+        ahead_of = self._ahead.lines_for(paths, patterns, regions) if self._ahead else None
+        if plain and ahead_of is not None:
+            async for event in self._events(_lines(ahead_of), readable, False, regions, problems):
                 yield event
             return
         ride = self._ride(readable, patterns, with_offsets) if ahead else None
@@ -359,19 +315,9 @@ class LogSource:
             yield line
         else:
             return
-        ids: set[str] = set()
-        spans: list[str] = []
-        rest: list[str] = []
-        async for line in lines:
-            if line.startswith(riding.IDS_PREFIX):
-                ids.add(line[len(riding.IDS_PREFIX) :])
-            elif line.startswith(riding.REGION_PREFIX):
-                spans.append(line)
-            else:
-                rest.append(line)
-        if ids:
-            regions = riding.region_lines(spans, paths)
-            self._ahead = _Ahead(tuple(paths), frozenset(ids), regions, tuple(rest))
+        ahead = riding.Ahead(paths, [line async for line in lines])
+        if ahead.ids:
+            self._ahead = ahead
 
     async def planned_grep(
         self,

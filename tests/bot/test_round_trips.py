@@ -200,3 +200,70 @@ async def test_one_command_per_warm_question(
         assert warm.messages == ()
         assert len(asked) == searched - 1  # the listing rides with the search
     assert not (tmp_path / "pwned").exists()
+
+
+def _line(day: int, t: str, daemon: str, text: str) -> str:
+    return f"May {day} {t} mx postfix/{daemon}[1]: {text}\n"
+
+
+def _pad(day: int, n: int, qid: str = "") -> str:
+    """`n` lines of other messages; with `qid`, each also names it (as a bounce would)."""
+    return "".join(
+        _line(day, "10:00:00", "smtpd", f"connect from p{i}.example[192.0.2.{i % 250}]")
+        + (_line(day, "10:00:00", "qmgr", f"FF{i:04X}A: note {qid}") if qid else "")
+        for i in range(n)
+    )
+
+
+def _life(day: int, qid: str, sender: str) -> str:
+    return (
+        _line(day, "10:00:00", "smtpd", f"{qid}: client=c[203.0.113.5]")
+        + _pad(day, 6)
+        + _line(day, "10:00:00", "qmgr", f"{qid}: from=<{sender}>, size=1, nrcpt=1 (queue active)")
+        + _pad(day, 6, qid)
+        + _line(
+            day,
+            "10:00:01",
+            "smtp",
+            f"{qid}: to=<r@example.org>, relay=mx[192.0.2.8]:25, delay=1, delays=0/0/0/1, "
+            "dsn=2.0.0, status=sent (250 ok)",
+        )
+        + _pad(day, 3)
+        + _line(day, "10:00:01", "qmgr", f"{qid}: removed")
+    )
+
+
+async def test_regions_cut_from_the_servers_wider_ones_answer_the_same(tmp_path: Path) -> None:
+    """When pass 1 also hits lines outside the asked day, the server reads wider ranges than
+    the client's pass 2 wants; the client's ranges cut from them give the answer pass 2 on its
+    own gives, wherever the ranges' edges fall (cut lines, the last line), in one command."""
+    log = tmp_path / "mail.log"
+    _write(
+        log,
+        _pad(12, 30)
+        + _life(12, "4A1B2C3D4E", "s@example.net")
+        + _pad(12, 120)
+        + _life(13, "5B2C3D4E5F", "s@example.net")
+        + _pad(13, 150),
+        13,
+    )
+    server = ServerConfig(name="mx", local=True, logs=(str(log),))
+    served = 0
+    for step in range(40):
+        region_mb = (1.0 + step * 0.09) / 1024  # edges move by ~90 bytes along the lines
+        results, counts = [], []
+        for ahead_mb in (16, 0):
+            limits = Limits(pass2_region_mb=region_mb, pass2_ahead_mb=ahead_mb)
+            settings = Settings(servers=(server,), limits=limits, default_days=None)
+            runner = RecordingRunner("mx")
+            result = await _ask(
+                settings, LogSource(server, runner, limits), "s@example.net 2024-05-13"
+            )
+            results.append(result)
+            counts.append(len(runner.commands))
+        served += counts[0] < counts[1]
+        riding, alone = results
+        assert _answer(riding) == _answer(alone), step
+        (message,) = riding.messages
+        assert message.queue_id == "5B2C3D4E5F"
+    assert served == 40  # pass 2 (or its first part, the ranges) answered from pass 1's command
