@@ -59,6 +59,7 @@ async def first_passes(
         ignore_case=query.ignore_case,
         with_offsets=True,
         problems=st.problems,
+        window=(start, end),
     )
     with timings.phase("list_pass1", st.source.name):
         async for event in counted(st, search):

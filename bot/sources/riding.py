@@ -23,6 +23,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 
 from bot.sources import commands
 
@@ -40,13 +41,15 @@ class Ride:
     region_bytes: int
     sizes: Mapping[str, int]
     large: frozenset[str] = frozenset()
+    days: tuple[str, ...] = ()  # ranges only around lines that start so (`day_prefixes`)
 
 
 # Pass 1's lines pass through; the IDs and ranges go to fd 3 as "RC IDS/N:START:LENGTH ..."
 # for the shell, the IDs after "=2" to stdout for the client. Paths and sizes come from the
 # environment (MT_P<n>, MT_S<n>, MT_L<n>: a large file), not from the program text.
 _AWK = r"""
-BEGIN { n = split(plain, q, " "); for (k = 1; k <= n; k++) { i = q[k]; c[i] = 0
+BEGIN { nd = split(ENVIRON["MT_DAYS"], dl, "|"); for (k = 1; k <= nd; k++) day[dl[k]] = 1
+  n = split(plain, q, " "); for (k = 1; k <= n; k++) { i = q[k]; c[i] = 0
   p[i] = ENVIRON["MT_P" i] ":"; s[i] = ENVIRON["MT_S" i] + 0; big[i] = ENVIRON["MT_L" i] + 0 }
   ids = 0; over = 0; hit = 0 }
 { print }
@@ -57,7 +60,9 @@ substr($0, 1, 1) == "!" { next }
     if (!(id in seen)) { seen[id] = 1; ids++; if (ids > max) over = 1 } }
   if (over || before + after <= 0) next
   for (k = 1; k <= n; k++) if (substr($0, 1, length(p[i = q[k]])) == p[i]) {
-    off = substr($0, length(p[i]) + 1) + 0; b = off - before; if (b < 0) b = 0; e = off + after
+    t = substr($0, length(p[i]) + 1); off = t + 0; t = substr(t, index(t, ":") + 1)
+    if (nd && !(substr(t, 1, 7) in day) && !(substr(t, 1, 10) in day)) break
+    b = off - before; if (b < 0) b = 0; e = off + after
     if (c[i] > 0 && b <= E[i, c[i]]) { if (e > E[i, c[i]]) E[i, c[i]] = e }
     else { c[i]++; B[i, c[i]] = b; E[i, c[i]] = e }
     break } }
@@ -91,6 +96,8 @@ def both_passes(
         + (f" MT_L{number[p]}=1" if p in ride.large else "")
         for p in plain
     )
+    if ride.days:
+        env += " MT_DAYS=" + shlex.quote("|".join(ride.days))
     awk = (
         f"{env} awk -v plain={shlex.quote(' '.join(str(number[p]) for p in plain))} "
         f"-v max={int(ride.max_ids)} "
@@ -103,6 +110,32 @@ def both_passes(
         f'if [ -n "${{ids# }}" ]; then ( {pass2} ); fi; '
         'exit "${rc1:-1}"'
     )
+
+
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+MAX_DAYS = 31
+
+
+def day_prefixes(start: datetime | None, end: datetime | None, zone: tzinfo) -> tuple[str, ...]:
+    """How the lines of the window's days start, for the server's ranges: syslog's "May  8 "
+    and "May 08 " in the server's zone, RFC 3339's "2024-05-08" a day either side (its offset
+    may be another zone's). Empty (every line) for an open or long window. A line the client
+    keeps that starts otherwise only costs the ride (its range is then not the server's)."""
+    if start is None or end is None:
+        return ()
+    first = start.astimezone(zone).date()
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+    if (last - first).days > MAX_DAYS:
+        return ()
+    found: list[str] = []
+    day = first - timedelta(days=1)
+    while day <= last + timedelta(days=1):
+        found.append(day.isoformat())
+        if first <= day <= last:
+            month = MONTH_NAMES[day.month - 1]
+            found += [f"{month} {day.day:2d} ", f"{month} {day.day:02d} "]
+        day += timedelta(days=1)
+    return tuple(dict.fromkeys(found))
 
 
 def _pass2(paths: Sequence[str], number: Mapping[str, int], tools: commands.Tools) -> str:

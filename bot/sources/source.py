@@ -74,6 +74,7 @@ class LogSource:
         # repeated hour -> (the files it was read from, per path the lines of its second pass)
         self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
         self._ahead: riding.Ahead | None = None  # pass 2's lines fetched with the last pass 1
+        self._days: tuple[str, ...] = ()  # the question's days, for the server's ranges
         # The server's faster tools, probed with the first listing on each connection (None:
         # not yet; set it to commands.NO_TOOLS beforehand to search with grep and the standard
         # decompressors: a local runner has no connection and is probed once).
@@ -304,6 +305,7 @@ class LogSource:
             region_bytes=region,
             sizes={f.path: f.size for f in files},
             large=frozenset(large),
+            days=self._days,
         )
 
     async def _pass1_lines(self, lines: AsyncIterator[str], paths: list[str]) -> AsyncIterator[str]:
@@ -327,8 +329,10 @@ class LogSource:
         ignore_case: bool = False,
         with_offsets: bool = False,
         problems: list[str] | None = None,
+        window: tuple[datetime | None, datetime | None] = (None, None),
     ) -> AsyncGenerator[LogEvent, None]:
         """List the files, `choose` those to search, grep them; `self.chosen` are those files.
+        Pass 2 rides along where it can (`riding`), its ranges around hits in `window`'s days.
 
         A source that has listed before sends the listing and the grep of the files chosen from
         the last listing in one command; when this listing chooses other files (rotation, a new
@@ -336,6 +340,7 @@ class LogSource:
         events are those of `grep(choose(list_files()), ...)`.
         """
         self._ahead = None  # never a former question's pass 2
+        self._days = riding.day_prefixes(*window, self.server.zone)
         predicted = [f.path for f in choose(self._files) if f.readable] if self._files else []
         if (
             predicted

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import gzip
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -15,6 +16,7 @@ from bot.render.jsonout import render_json
 from bot.result import SearchResult
 from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
+from bot.sources import riding
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from bot.timings import Timings
@@ -206,43 +208,44 @@ def _line(day: int, t: str, daemon: str, text: str) -> str:
     return f"May {day} {t} mx postfix/{daemon}[1]: {text}\n"
 
 
-def _pad(day: int, n: int, qid: str = "") -> str:
+def _pad(day: int, n: int, qid: str = "", hour: int = 10) -> str:
     """`n` lines of other messages; with `qid`, each also names it (as a bounce would)."""
     return "".join(
-        _line(day, "10:00:00", "smtpd", f"connect from p{i}.example[192.0.2.{i % 250}]")
-        + (_line(day, "10:00:00", "qmgr", f"FF{i:04X}A: note {qid}") if qid else "")
+        _line(day, f"{hour:02d}:00:00", "smtpd", f"connect from p{i}.example[192.0.2.{i % 250}]")
+        + (_line(day, f"{hour:02d}:00:00", "qmgr", f"FF{i:04X}A: note {qid}") if qid else "")
         for i in range(n)
     )
 
 
-def _life(day: int, qid: str, sender: str) -> str:
+def _life(day: int, qid: str, sender: str, hour: int = 10) -> str:
+    at = f"{hour:02d}:00:0"
     return (
-        _line(day, "10:00:00", "smtpd", f"{qid}: client=c[203.0.113.5]")
-        + _pad(day, 6)
-        + _line(day, "10:00:00", "qmgr", f"{qid}: from=<{sender}>, size=1, nrcpt=1 (queue active)")
-        + _pad(day, 6, qid)
+        _line(day, at + "0", "smtpd", f"{qid}: client=c[203.0.113.5]")
+        + _pad(day, 6, hour=hour)
+        + _line(day, at + "0", "qmgr", f"{qid}: from=<{sender}>, size=1, nrcpt=1 (queue active)")
+        + _pad(day, 6, qid, hour=hour)
         + _line(
             day,
-            "10:00:01",
+            at + "1",
             "smtp",
             f"{qid}: to=<r@example.org>, relay=mx[192.0.2.8]:25, delay=1, delays=0/0/0/1, "
             "dsn=2.0.0, status=sent (250 ok)",
         )
-        + _pad(day, 3)
-        + _line(day, "10:00:01", "qmgr", f"{qid}: removed")
+        + _pad(day, 3, hour=hour)
+        + _line(day, at + "1", "qmgr", f"{qid}: removed")
     )
 
 
 async def test_regions_cut_from_the_servers_wider_ones_answer_the_same(tmp_path: Path) -> None:
-    """When pass 1 also hits lines outside the asked day, the server reads wider ranges than
-    the client's pass 2 wants; the client's ranges cut from them give the answer pass 2 on its
-    own gives, wherever the ranges' edges fall (cut lines, the last line), in one command."""
+    """When pass 1 also hits lines of the asked day outside the asked hours, the server reads
+    wider ranges than the client's pass 2 wants; the client's ranges cut from them give the
+    answer pass 2 on its own gives, wherever the ranges' edges fall (cut lines, the last line)."""
     log = tmp_path / "mail.log"
     _write(
         log,
-        _pad(12, 30)
-        + _life(12, "4A1B2C3D4E", "s@example.net")
-        + _pad(12, 120)
+        _pad(13, 30, hour=6)
+        + _life(13, "4A1B2C3D4E", "s@example.net", hour=6)
+        + _pad(13, 120, hour=8)
         + _life(13, "5B2C3D4E5F", "s@example.net")
         + _pad(13, 150),
         13,
@@ -257,7 +260,7 @@ async def test_regions_cut_from_the_servers_wider_ones_answer_the_same(tmp_path:
             settings = Settings(servers=(server,), limits=limits, default_days=None)
             runner = RecordingRunner("mx")
             result = await _ask(
-                settings, LogSource(server, runner, limits), "s@example.net 2024-05-13"
+                settings, LogSource(server, runner, limits), "s@example.net 2024-05-13 10:00"
             )
             results.append(result)
             counts.append(len(runner.commands))
@@ -267,3 +270,13 @@ async def test_regions_cut_from_the_servers_wider_ones_answer_the_same(tmp_path:
         (message,) = riding.messages
         assert message.queue_id == "5B2C3D4E5F"
     assert served == 40  # pass 2 (or its first part, the ranges) answered from pass 1's command
+
+
+def test_day_prefixes_name_the_windows_days_as_lines_start() -> None:
+    """The server's ranges follow hits of the asked days only: syslog's two day forms in the
+    server's zone, RFC 3339 dates a day either side; an open or month-long window: every hit."""
+    start = datetime(2024, 5, 8, 22, tzinfo=UTC)
+    prefixes = riding.day_prefixes(start, start + timedelta(hours=1), ZoneInfo("Europe/Berlin"))
+    assert set(prefixes) == {"May  9 ", "May 09 ", "2024-05-08", "2024-05-09", "2024-05-10"}
+    assert riding.day_prefixes(None, start, UTC) == ()
+    assert riding.day_prefixes(start, start + timedelta(days=40), UTC) == ()
