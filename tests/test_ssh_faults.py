@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.sshd
 
 BOUND_S = 90.0  # any one search; a hang fails the test instead of stalling CI
 
-# The server's grep, behind a ForceCommand that puts this directory first on PATH: while the flag
+# The server's grep (and ripgrep), behind a ForceCommand that puts this directory first on PATH: while the flag
 # file exists it stalls (like a grep on a hung NFS mount), else it is the real grep. The `sleep`
 # carries a number unique to this run so the process list can be searched for it.
 SLOW_GREP = """#!/bin/sh
@@ -47,7 +48,7 @@ if [ -e {flag} ]; then
   [ -n "{started}" ] && : > {started}
   sleep {sleep}
 fi
-exec /bin/grep "$@"
+exec {real} "$@"
 """
 FORCE = """#!/bin/sh
 PATH={bin}:$PATH; export PATH
@@ -99,8 +100,14 @@ def servers() -> Iterator[Servers]:
         slow_bin.mkdir()
         marker = f"{600 + os.getpid() % 300}.{time.time_ns() % 10**6:06d}"
         flag, started = root / "hang", root / "grep-started"
-        (slow_bin / "grep").write_text(SLOW_GREP.format(flag=flag, started=started, sleep=marker))
-        (slow_bin / "grep").chmod(0o755)
+        # the search tools: grep, and ripgrep where the server has it (it searches plain files)
+        for tool in ("grep", "rg"):
+            real = shutil.which(tool)
+            if real is None:
+                continue
+            fake = SLOW_GREP.format(flag=flag, started=started, sleep=marker, real=real)
+            (slow_bin / tool).write_text(fake)
+            (slow_bin / tool).chmod(0o755)
         force = root / "force.sh"
         force.write_text(FORCE.format(bin=slow_bin))
         force.chmod(0o755)

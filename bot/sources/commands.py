@@ -19,10 +19,9 @@ from __future__ import annotations
 import posixpath
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
 
 from bot.errors import ConfigError
 
@@ -93,15 +92,30 @@ def wrap(script: str, timeout_s: float) -> str:
     return f"exec env LC_ALL=C timeout -k 5 {seconds} sh -c {shlex.quote(script)}"
 
 
-def list_command(globs: Sequence[str], timeout_s: float = 30, *, probe: bool = False) -> str:
+def list_command(
+    globs: Sequence[str],
+    timeout_s: float = 30,
+    *,
+    probe: bool = False,
+    known_heads: Collection[str] = (),
+) -> str:
     """List the files the globs match: size, modification time, readability, path; and the
-    first line of each readable plain file ("H<TAB>PATH<TAB>LINE"), which costs nothing there
-    and dates the growing current log without a round trip of its own. With `probe`, first
-    the server's faster tools (`PROBE`'s "T" line), in the same round trip."""
-    return wrap(_list_script(globs, probe), timeout_s)
+    first line of each readable file ("H<TAB>PATH<TAB>LINE"; compressed files decompressed),
+    which dates it without a round trip of its own. `known_heads`: compressed files whose first
+    line is known, as `head_key`s, not decompressed again. With `probe`, first the server's
+    faster tools (`PROBE`'s "T" line), in the same round trip."""
+    return wrap(_list_script(globs, probe, known_heads), timeout_s)
 
 
-def _list_script(globs: Sequence[str], probe: bool = False) -> str:
+def head_key(size: str, mtime: str, path: str) -> str:
+    """A listed file's identity as the listing prints its size and mtime: a rotated file whose
+    size and mtime did not change has the same first line."""
+    return f"{size}/{mtime}/{path}"
+
+
+def _list_script(
+    globs: Sequence[str], probe: bool = False, known_heads: Collection[str] = ()
+) -> str:
     finds = []
     for glob in globs:
         spec = split_glob(glob)
@@ -112,14 +126,23 @@ def _list_script(globs: Sequence[str], probe: bool = False) -> str:
             )
             + r" -printf '%s\t%T@\t%p\n'"
         )
-    compressed = "|".join(f"*{suffix}" for suffix in DECOMPRESSORS)
+    # the first line of each file: a compressed one through its decompressor (`head` ends it),
+    # unless known (its key first; the key ends in the path, so a suffix pattern matches it)
+    known = "|".join(shlex.quote(k) for k in sorted(known_heads))
+    heads = "".join(
+        f"*{suffix}) printf 'H\\t%s\\t%s\\n' \"$path\" "
+        f'"$({shlex.join(tool)} -- "$path" 2>/dev/null | head -n 1)";; '
+        for suffix, tool in DECOMPRESSORS.items()
+    )
     return (
         (PROBE + "; " if probe else "") + "{ " + "; ".join(finds) + "; } 2>/dev/null | "
         "while IFS='\t' read -r size mtime path; do "
         'if [ -r "$path" ]; then r=1; else r=0; fi; '
         'printf \'%s\\t%s\\t%s\\t%s\\n\' "$size" "$mtime" "$r" "$path"; '
-        f'if [ "$r" = 1 ]; then case "$path" in {compressed}) ;; '
-        '*) printf \'H\\t%s\\t%s\\n\' "$path" "$(head -n 1 -- "$path" 2>/dev/null)";; '
+        'if [ "$r" = 1 ]; then case "$size/$mtime/$path" in '
+        + (f"{known}) ;; " if known else "")
+        + heads
+        + '*) printf \'H\\t%s\\t%s\\n\' "$path" "$(head -n 1 -- "$path" 2>/dev/null)";; '
         "esac; fi; done"
     )
 
@@ -130,56 +153,24 @@ HEAD_PREFIX = "H\t"
 
 def list_and_grep_command(
     globs: Sequence[str],
-    paths: Sequence[str],
-    patterns: Sequence[str],
+    grep_script: str,
     timeout_s: float = 120,
-    **options: Any,
+    *,
+    probe: bool = False,
+    known_heads: Collection[str] = (),
 ) -> str:
-    """The listing, a line "=", then `grep_command`'s output for `paths`: one round trip
-    where the files to search are known from the last listing (and checked against this one)."""
-    listing = _list_script(globs, options.pop("probe", False))
-    then_ids = options.pop("then_ids", None)
-    tools = options.get("tools", NO_TOOLS)
-    grep = _grep_script(paths, patterns, **options)
-    if then_ids is not None:
-        grep = then_queue_ids(grep, paths, then_ids, tools)
-    return wrap(f"{listing}; echo {LISTING_END}; {grep}", timeout_s)
-
-
-PASS2_MARK = "=2"  # between pass 1's output and the queue IDs' lines, see `then_queue_ids`
-IDS_PREFIX = "I\t"
-# The queue ID of a Postfix line: the word before ": " right after "program[pid]: ".
-_QUEUE_ID_SED = r"s/^[^]]*\]: \([0-9A-Za-z]\{5,\}\): .*/\1/p"
-
-
-def then_queue_ids(pass1: str, paths: Sequence[str], max_ids: int, tools: Tools = NO_TOOLS) -> str:
-    """Pass 1's script, then pass 2 in the same command: the marker line "=2", the queue IDs
-    that pass 1's lines name ("I<TAB>ID" each), and every line of `paths` holding one of them
-    (grep_command's format, no offsets). The IDs are picked out on the server by a fixed sed
-    expression (no user text); more than `max_ids` of them skip pass 2 (a broad query). The
-    exit status is pass 1's."""
-    # ripgrep takes no newline in a pattern: one -e per ID (letters and digits, so the unquoted
-    # $args splits into exactly those words)
-    pass2 = _grep_steps(paths, "$args" if tools.rg else '-e "$ids"', {}, None, tools)
-    return (
-        f"p1=$( {pass1} ); rc1=$?; "
-        '[ -n "$p1" ] && printf \'%s\\n\' "$p1"; '
-        f"echo {PASS2_MARK}; "
-        f"ids=$(printf '%s\\n' \"$p1\" | sed -n {shlex.quote(_QUEUE_ID_SED)} | sort -u); "
-        "n=$(printf '%s' \"$ids\" | grep -c ''); "
-        f'if [ -n "$ids" ] && [ "$n" -le {int(max_ids)} ]; then '
-        "printf 'I\\t%s\\n' $ids; "
-        + ('args=; for i in $ids; do args="$args -e $i"; done; ' if tools.rg else "")
-        + f"( {pass2} ); fi; "
-        'exit "$rc1"'
-    )
+    """The listing, a line "=", then `grep_script`'s output (`grep_script` or
+    `bot.sources.riding.both_passes`): one round trip where the files to search are known from
+    the last listing (and checked against this one)."""
+    listing = _list_script(globs, probe, known_heads)
+    return wrap(f"{listing}; echo {LISTING_END}; {grep_script}", timeout_s)
 
 
 def heads_command(paths: Sequence[str], timeout_s: float = 30, tools: Tools = NO_TOOLS) -> str:
     """Print the first line of each file (decompressed), to learn where each file starts."""
     parts = []
     for path in paths:
-        reader = _reader(path, tools)
+        reader = stream_reader(path, tools)
         parts.append(
             "printf '%s\\t%s\\n' "
             + shlex.quote(path)
@@ -199,19 +190,17 @@ def grep_command(
     with_offsets: bool = False,
     regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
     journal_directory: str | None = None,
-    then_ids: int | None = None,
     tools: Tools = NO_TOOLS,
 ) -> str:
     """Fixed-string grep of `patterns` over `paths`, every matching line as 'PATH:LINE'.
 
     `with_offsets` adds grep's byte offset ('PATH:OFFSET:LINE'; in the file for plain files).
     `regions` limits plain files to byte ranges (start, length), read with `dd`, so that pass 2
-    reads a few megabytes around pass 1's hits instead of the whole file. `then_ids` appends
-    pass 2 of the queue IDs the lines name (`then_queue_ids`). `tools`: the server's faster
-    tools, used where they give the same lines (`Tools`).
+    reads a few megabytes around pass 1's hits instead of the whole file. `tools`: the
+    server's faster tools, used where they give the same lines (`Tools`).
     Exit status follows grep: 0 some match, 1 none, 2 an error (in any file).
     """
-    script = _grep_script(
+    script = grep_script(
         paths,
         patterns,
         ignore_case=ignore_case,
@@ -220,12 +209,10 @@ def grep_command(
         journal_directory=journal_directory,
         tools=tools,
     )
-    if then_ids is not None:  # and pass 2 of the queue IDs found, see `then_queue_ids`
-        script = then_queue_ids(script, paths, then_ids, tools)
     return wrap(script, timeout_s)
 
 
-def _grep_script(
+def grep_script(
     paths: Sequence[str],
     patterns: Sequence[str],
     *,
@@ -261,7 +248,7 @@ def _grep_steps(
     ripgrep). Plain files are searched by ripgrep when the server has it (`RG`: the same
     'PATH:[OFFSET:]LINE' output, files in the given order, the same exit statuses)."""
     plain = [p for p in paths if is_plain(p) and p not in regions]
-    streams = [(p, _reader(p, tools)) for p in paths if _suffix(p) is not None]
+    streams = [(p, stream_reader(p, tools)) for p in paths if _suffix(p) is not None]
     streams += [(p, _journal_reader(p, journal_directory)) for p in paths if is_journal(p)]
     for path in paths:
         for start, length in regions.get(path, ()):
@@ -274,30 +261,50 @@ def _grep_steps(
     # and read back through a command substitution while grep's output goes to fd 4 (stdout).
     steps = ["rc=1", "exec 4>&1"]
     if plain:
-        steps.append(
-            f"set --; for f in {shlex.join(plain)}; do "
-            'if [ -r "$f" ]; then set -- "$@" "$f"; '
-            "else printf '!unreadable\\t%s\\n' \"$f\"; fi; done"
-        )
-        steps.append(
-            f'if [ "$#" -gt 0 ]; then {RG if tools.rg else "grep -F -a -H"} {expr} -- "$@"; s=$?; '
-            '[ "$s" -eq 0 ] && rc=0; '
-            '[ "$s" -gt 1 ] && printf \'!failed\\t*\\tg%s\\n\' "$s"; fi'
-        )
+        steps.extend(plain_steps(shlex.join(plain), expr, tools))
     for path, reader in streams:
-        quoted = shlex.quote(path)
-        readable = "true" if is_journal(path) else f"[ -r {quoted} ]"
-        steps.append(
-            f"if {readable}; then "
-            f"r=$( {{ {{ {reader}; echo d$? >&3; }} | "
-            f"grep -F -a -H --label={quoted} {expr} >&4; echo g$? >&3; }} 3>&1 ); "
-            'case "$r" in *g0*) rc=0;; esac; '
-            'case "$r" in *d[1-9]*|*g[2-9]*) '
-            f"printf '!failed\\t%s\\t%s\\n' {quoted} \"$(echo $r)\";; esac; "
-            f"else printf '!unreadable\\t%s\\n' {quoted}; fi"
-        )
+        steps.append(stream_step(path, reader, expr))
     steps.append('exit "$rc"')
     return "; ".join(steps)
+
+
+def plain_steps(words: str, expr: str, tools: Tools = NO_TOOLS) -> list[str]:
+    """Grep `expr` in the readable ones of the plain files `words` (shell words), at once."""
+    return [
+        f"set --; for f in {words}; do " + keep_readable('"$f"') + "; done",
+        plain_grep(expr, tools),
+    ]
+
+
+def keep_readable(word: str) -> str:
+    """Add the file `word` to "$@" if it can be read, else say so (a PROBLEM line)."""
+    return (
+        f"if [ -r {word} ]; then set -- \"$@\" {word}; else printf '!unreadable\\t%s\\n' {word}; fi"
+    )
+
+
+def plain_grep(expr: str, tools: Tools = NO_TOOLS) -> str:
+    """Grep `expr` in the plain files "$@" (if any), at once; rc=0 on a match."""
+    return (
+        f'if [ "$#" -gt 0 ]; then {RG if tools.rg else "grep -F -a -H"} {expr} -- "$@"; s=$?; '
+        '[ "$s" -eq 0 ] && rc=0; '
+        '[ "$s" -gt 1 ] && printf \'!failed\\t*\\tg%s\\n\' "$s"; fi'
+    )
+
+
+def stream_step(path: str, reader: str, expr: str) -> str:
+    """Grep `expr` in what `reader` prints, labelled `path`; its statuses as `grep_script`'s."""
+    quoted = shlex.quote(path)
+    readable = "true" if is_journal(path) else f"[ -r {quoted} ]"
+    return (
+        f"if {readable}; then "
+        f"r=$( {{ {{ {reader}; echo d$? >&3; }} | "
+        f"grep -F -a -H --label={quoted} {expr} >&4; echo g$? >&3; }} 3>&1 ); "
+        'case "$r" in *g0*) rc=0;; esac; '
+        'case "$r" in *d[1-9]*|*g[2-9]*) '
+        f"printf '!failed\\t%s\\t%s\\n' {quoted} \"$(echo $r)\";; esac; "
+        f"else printf '!unreadable\\t%s\\n' {quoted}; fi"
+    )
 
 
 # ripgrep as `grep -F -a -H`: no config file, no colours, headings or line numbers; one thread
@@ -414,7 +421,7 @@ def _journal_reader(path: str, directory: str | None) -> str:
     )
 
 
-def _reader(path: str, tools: Tools = NO_TOOLS) -> str:
+def stream_reader(path: str, tools: Tools = NO_TOOLS) -> str:
     suffix = _suffix(path)
     tool = DECOMPRESSORS[suffix] if suffix else ("cat",)
     if suffix == ".gz" and tools.pigz:

@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import cast
 
@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.errors import NoLogFiles
 from bot.settings import Limits, ServerConfig
-from bot.sources import commands
+from bot.sources import commands, riding
 from bot.sources.runner import CommandRunner
 from bot.timings import count_command
 from parsers.clock import fall_backs, hour_prefixes, second_pass
@@ -64,33 +64,9 @@ def _in_repeated_hour(stamp: datetime | None) -> bool:
     return first is not None and second is not None and first > second
 
 
-@dataclass(frozen=True)
-class _Ahead:
-    """Pass 2 sent with pass 1 (`commands.then_queue_ids`): every line of `paths` that holds
-    one of `ids`, the queue IDs pass 1's lines name."""
-
-    paths: tuple[str, ...]
-    ids: frozenset[str]
-    lines: tuple[str, ...]
-
-    def serves(self, paths: Sequence[str], patterns: Sequence[str]) -> bool:
-        return tuple(paths) == self.paths and self.ids.issuperset(patterns)
-
-    def lines_for(self, patterns: Sequence[str]) -> AsyncIterator[str]:
-        """The lines a grep of `patterns` alone prints: those whose text holds one of them,
-        in the same order (and the files' problems, as it would report them)."""
-        ordered = commands.longest_first(self.paths)
-
-        async def lines() -> AsyncIterator[str]:
-            for line in self.lines:
-                if line.startswith(commands.PROBLEM_PREFIX):
-                    yield line
-                    continue
-                split = commands.split_grep_line(line, ordered)
-                if split is not None and any(p in split[2] for p in patterns):
-                    yield line
-
-        return lines()
+async def _lines(lines: Sequence[str]) -> AsyncIterator[str]:
+    for line in lines:
+        yield line
 
 
 class LogSource:
@@ -101,11 +77,13 @@ class LogSource:
         self.runner = runner
         self.limits = limits
         self._heads: dict[tuple[str, int, float], datetime | None] = {}
+        self._head_keys: dict[tuple[str, int, float], str] = {}  # as the listing printed them
         self._files: list[LogFile] = []
         self.chosen: list[LogFile] = []  # the files `planned_grep` searched
         # repeated hour -> (the files it was read from, per path the lines of its second pass)
         self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
-        self._ahead: _Ahead | None = None  # pass 2's lines fetched with the last pass 1
+        self._ahead: riding.Ahead | None = None  # pass 2's lines fetched with the last pass 1
+        self._days: tuple[str, ...] = ()  # the question's days, for the server's ranges
         # The server's faster tools, probed with the first listing on each connection (None:
         # not yet; set it to commands.NO_TOOLS beforehand to search with grep and the standard
         # decompressors: a local runner has no connection and is probed once).
@@ -148,14 +126,22 @@ class LogSource:
             self._files = await self._journal_days()
             return self._files
         command = commands.list_command(
-            self.server.logs, self.limits.command_timeout, probe=self._probe
+            self.server.logs,
+            self.limits.command_timeout,
+            probe=self._probe,
+            known_heads=self._known_heads(),
         )
         return await self._files_from(self._run(command), read_heads=True)
+
+    def _known_heads(self) -> list[str]:
+        """The compressed files whose first line is cached (the listing skips them)."""
+        return [key for (path, _, _), key in self._head_keys.items() if not commands.is_plain(path)]
 
     async def _files_from(self, lines: AsyncIterator[str], *, read_heads: bool) -> list[LogFile]:
         """The listing's lines (up to its end) as files. First lines not in the listing or the
         cache are read with one more command, or with `read_heads` False left unknown."""
         raw: list[tuple[str, int, float, bool]] = []
+        keys: dict[tuple[str, int, float], str] = {}
         heads: dict[str, str] = {}
         async for line in lines:
             if line == commands.LISTING_END:
@@ -177,6 +163,7 @@ class LogSource:
                 raw.append((path, int(size), float(mtime), readable == "1"))
             except ValueError:
                 continue
+            keys[raw[-1][:3]] = commands.head_key(size, mtime, path)
         if not raw:
             raise NoLogFiles(self.name, "nothing matches " + ", ".join(self.server.logs))
         stats = {p: (s, m) for p, s, m, _ in raw}
@@ -188,6 +175,7 @@ class LogSource:
             await self._read_heads(unknown, stats)
         current = {(p, s, m) for p, s, m, _ in raw}  # forget files that changed or went away
         self._heads = {key: value for key, value in self._heads.items() if key in current}
+        self._head_keys = {key: keys[key] for key in self._heads if key in keys}
         files = [
             LogFile(
                 path=path,
@@ -269,75 +257,78 @@ class LogSource:
         `with_offsets` records each line's byte offset (plain files); `regions` limits plain
         files to byte ranges (see `commands.grep_command`). A file that could not be read is
         described in `problems` while the others are still searched. With `ahead` (pass 1),
-        small files' pass 2 comes in the same command, and a later grep of those files for
-        queue IDs it holds is answered from it (`_Ahead`): the same lines, no round trip.
+        pass 2 comes in the same command (`riding`), and a later grep of those files for queue
+        IDs it holds, in the same regions, is answered from it (`_Ahead`): the same lines, no
+        round trip.
         """
         readable = [f for f in files if f.readable]
         if not readable or not patterns:
             return
         paths = [f.path for f in readable]
-        ahead_of = self._ahead
-        plain = not (ignore_case or with_offsets or regions)
-        if ahead_of is not None and plain and ahead_of.serves(paths, patterns):
-            lines = ahead_of.lines_for(patterns)
-            async for event in self._events(lines, readable, False, None, problems):
+        plain = not (ignore_case or with_offsets)
+        ahead_of = self._ahead.lines_for(paths, patterns, regions) if self._ahead else None
+        if plain and ahead_of is not None:
+            async for event in self._events(_lines(ahead_of), readable, False, regions, problems):
                 yield event
             return
-        then_ids = self._then_ids(readable, patterns) if ahead else None
+        ride = self._ride(readable, patterns, with_offsets) if ahead else None
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
             chunk = patterns[chunk_start : chunk_start + commands.MAX_PATTERNS]
-            command = commands.grep_command(
+            script = commands.grep_script(
                 paths,
                 chunk,
-                self.limits.command_timeout,
                 ignore_case=ignore_case,
                 with_offsets=with_offsets,
                 regions=regions,
                 journal_directory=self.server.journal_directory,
-                then_ids=then_ids,
                 tools=self._tools,
             )
-            lines = self._run(command)
-            if then_ids is not None:
+            if ride is not None:
+                script = riding.both_passes(script, paths, ride, self._tools)
+            lines = self._run(commands.wrap(script, self.limits.command_timeout))
+            if ride is not None:
                 lines = self._pass1_lines(lines, paths)
             async for event in self._events(lines, readable, with_offsets, regions, problems):
                 yield event
 
-    def _then_ids(self, files: Sequence[LogFile], patterns: Sequence[str]) -> int | None:
-        """How many queue IDs pass 2 may take in pass 1's command; None: not for these files
-        (the journal, files large enough for pass 2's regions, patterns in several chunks)."""
-        # Only small files: there a second read costs less than a round trip, and when pass 2
-        # cannot use it (other IDs, other files) little is lost. A file that pass 2 would read
-        # in regions (larger than one region) is never small.
-        most = self.limits.pass2_ahead_mb
-        if self.limits.pass2_region_mb > 0:
-            most = min(most, self.limits.pass2_region_mb)
+    def _ride(
+        self, files: Sequence[LogFile], patterns: Sequence[str], with_offsets: bool
+    ) -> riding.Ride | None:
+        """How pass 2 may ride in pass 1's command; None: not for these files (the journal,
+        patterns in several chunks, more to read whole than `pass2_ahead_mb`)."""
+        # Large plain files are read in regions around the hits (`followup.regions`), which
+        # the server can work out from pass 1's offsets; the rest is read whole, so only as
+        # much as costs less than a round trip when pass 2 cannot use it (other IDs, ranges).
+        region = int(self.limits.pass2_region_mb * 1024 * 1024) if with_offsets else 0
+        large = {f.path for f in files if commands.is_plain(f.path) and 0 < 2 * region < f.size}
+        whole = sum(f.size for f in files if f.path not in large)
         if (
             self.server.source == "journald"
             or len(patterns) > commands.MAX_PATTERNS
-            or sum(f.size for f in files) > most * 1024 * 1024
+            or self.limits.pass2_ahead_mb <= 0
+            or whole > self.limits.pass2_ahead_mb * 1024 * 1024
         ):
             return None
-        return min(commands.MAX_PATTERNS, 2 * self.limits.max_messages)
+        return riding.Ride(
+            max_ids=min(commands.MAX_PATTERNS, 2 * self.limits.max_messages),
+            region_bytes=region,
+            sizes={f.path: f.size for f in files},
+            large=frozenset(large),
+            days=self._days,
+        )
 
     async def _pass1_lines(self, lines: AsyncIterator[str], paths: list[str]) -> AsyncIterator[str]:
         """Pass 1's lines of a command with pass 2 after them; pass 2 is kept in `_ahead`."""
         self._ahead = None
         async for line in lines:
-            if line == commands.PASS2_MARK:
+            if line == riding.PASS2_MARK:
                 break
             yield line
         else:
             return
-        ids: set[str] = set()
-        rest: list[str] = []
-        async for line in lines:
-            if line.startswith(commands.IDS_PREFIX):
-                ids.add(line[len(commands.IDS_PREFIX) :])
-            else:
-                rest.append(line)
-        if ids:
-            self._ahead = _Ahead(tuple(paths), frozenset(ids), tuple(rest))
+        ahead = riding.Ahead(paths, [line async for line in lines])
+        if ahead.ids:
+            self._ahead = ahead
 
     async def planned_grep(
         self,
@@ -347,8 +338,10 @@ class LogSource:
         ignore_case: bool = False,
         with_offsets: bool = False,
         problems: list[str] | None = None,
+        window: tuple[datetime | None, datetime | None] = (None, None),
     ) -> AsyncGenerator[LogEvent, None]:
         """List the files, `choose` those to search, grep them; `self.chosen` are those files.
+        Pass 2 rides along where it can (`riding`), its ranges around hits in `window`'s days.
 
         A source that has listed before sends the listing and the grep of the files chosen from
         the last listing in one command; when this listing chooses other files (rotation, a new
@@ -356,23 +349,31 @@ class LogSource:
         events are those of `grep(choose(list_files()), ...)`.
         """
         self._ahead = None  # never a former question's pass 2
+        self._days = riding.day_prefixes(*window, self.server.zone)
         predicted = [f.path for f in choose(self._files) if f.readable] if self._files else []
         if (
             predicted
             and self.server.source != "journald"
             and len(patterns) <= commands.MAX_PATTERNS
         ):
-            then_ids = self._then_ids([f for f in choose(self._files) if f.readable], patterns)
-            command = commands.list_and_grep_command(
-                self.server.logs,
+            ride = self._ride(
+                [f for f in choose(self._files) if f.readable], patterns, with_offsets
+            )
+            script = commands.grep_script(
                 predicted,
                 patterns,
-                self.limits.command_timeout,
                 ignore_case=ignore_case,
                 with_offsets=with_offsets,
-                then_ids=then_ids,
                 tools=self._tools,
+            )
+            if ride is not None:
+                script = riding.both_passes(script, predicted, ride, self._tools)
+            command = commands.list_and_grep_command(
+                self.server.logs,
+                script,
+                self.limits.command_timeout,
                 probe=self._probe,
+                known_heads=self._known_heads(),
             )
             stream = cast(AsyncGenerator[str, None], self._run(command))  # both runners'
             async with contextlib.aclosing(stream) as lines:
@@ -381,7 +382,7 @@ class LogSource:
                 readable = [f for f in self.chosen if f.readable]
                 if [f.path for f in readable] == predicted:
                     found: AsyncIterator[str] = lines
-                    if then_ids is not None:
+                    if ride is not None:
                         found = self._pass1_lines(lines, predicted)
                     async for event in self._events(found, readable, with_offsets, None, problems):
                         yield event

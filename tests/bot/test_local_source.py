@@ -180,27 +180,32 @@ def test_globs_must_keep_wildcards_in_the_file_name() -> None:
 
 
 async def test_first_lines_are_cached_until_a_file_changes(logdir: Path) -> None:
-    """Plain files are dated by the listing itself; a compressed file's first line is read once
-    and again only when the file changes."""
+    """The listing itself dates every file, compressed ones too (no command of its own); a
+    compressed file's first line is decompressed once, and again only when the file changes."""
     server = ServerConfig(name="mx", local=True, logs=(f"{logdir}/mail.log*",))
     runner = RecordingRunner("mx")
     source = LogSource(server, runner, Limits())
+    files = await source.list_files()
+    assert len(runner.commands) == 1  # the listing, with every file's first line
+    assert [f.first_seen.day if f.first_seen else None for f in files] == [11, 11, 11, 12, 13]
+    gz, bz = str(logdir / "mail.log.2.gz"), str(logdir / "mail.log.3.bz2")
+    assert f"/{gz}" not in runner.commands[-1]  # nothing known yet: no key names a file
     await source.list_files()
-    assert len(runner.commands) == 2  # listing (with plain first lines) + compressed first lines
-    assert "mail.log.1" not in runner.commands[-1]
-    await source.list_files()
-    assert len(runner.commands) == 3  # the listing only
+    assert len(runner.commands) == 2  # the listing only, the known first lines not read again
+    assert f"/{gz}" in runner.commands[-1]
+    assert f"/{bz}" in runner.commands[-1]
     with (logdir / "mail.log").open("a") as handle:
         handle.write(DAY3)
     files = await source.list_files()
-    assert len(runner.commands) == 4  # the growing plain file needs no command of its own
+    assert len(runner.commands) == 3  # the growing plain file needs no command of its own
     assert {f.path for f in files if f.first_seen is None} == set()
-    with gzip.open(logdir / "mail.log.2.gz", "at") as handle:
-        handle.write(DAY1)
-    await source.list_files()
-    assert len(runner.commands) == 6  # listing + first line of the one changed compressed file
-    assert str(logdir / "mail.log.2.gz") in runner.commands[-1]
-    assert "mail.log.3.bz2" not in runner.commands[-1]
+    with gzip.open(logdir / "mail.log.2.gz", "wt") as handle:
+        handle.write(DAY2)
+    files = await source.list_files()
+    assert len(runner.commands) == 4  # the listing, which reads the changed file's first line
+    (changed,) = [f for f in files if f.path == gz]
+    assert changed.first_seen is not None
+    assert changed.first_seen.day == 12
 
 
 async def test_repeated_dst_hour_keeps_the_file_order(tmp_path: Path) -> None:

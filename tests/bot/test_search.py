@@ -368,7 +368,7 @@ async def test_reused_id_complete_elsewhere_does_not_stop_pass_two(tmp_path: Pat
 
 async def test_pass2_reads_regions_and_whole_files_in_one_command(tmp_path: Path) -> None:
     """Pass 2 over a large file (read around the hit) and a small one (read whole) is one remote
-    command, and the message is complete."""
+    command of its own, or rides in pass 1's; the message is complete and the same either way."""
     big = _write(
         tmp_path / "mail.log",
         _noise(3000)
@@ -377,15 +377,20 @@ async def test_pass2_reads_regions_and_whole_files_in_one_command(tmp_path: Path
     )
     _write(tmp_path / "mail.log.1", _noise(5))
     server = ServerConfig(name="mx", local=True, logs=(f"{tmp_path}/mail.log*",))
-    settings = _settings(server, pass2_region_mb=0.02)
-    runner = RecordingRunner("mx")
-    source = LogSource(server, runner, settings.limits_for(server))
-    query = parse_query("one@example.net 2024-05-13", now=NOW, zone=UTC)
-    result = await run_search(query, settings, [source], now=NOW)
-    (message,) = result.messages
-    assert len(message.lines) == 5
-    assert message.status is Status.SENT
-    greps = [c for c in runner.commands if "grep -F" in c or commands.RG in c]
-    assert len(greps) == 2  # pass 1, then pass 2 of both files
-    assert str(big) in greps[1]
-    assert "mail.log.1" in greps[1]
+    answers = []
+    for ahead_mb, expected in ((0, 2), (16, 1)):  # pass 1, pass 2 of both files; or both in one
+        settings = _settings(server, pass2_region_mb=0.02, pass2_ahead_mb=ahead_mb)
+        runner = RecordingRunner("mx")
+        source = LogSource(server, runner, settings.limits_for(server))
+        query = parse_query("one@example.net 2024-05-13", now=NOW, zone=UTC)
+        result = await run_search(query, settings, [source], now=NOW)
+        (message,) = result.messages
+        assert len(message.lines) == 5
+        assert message.status is Status.SENT
+        greps = [c for c in runner.commands if "grep -F" in c or commands.RG in c]
+        assert len(greps) == expected, ahead_mb
+        assert str(big) in greps[-1]
+        assert "mail.log.1" in greps[-1]
+        assert "dd if=" in greps[-1]  # the large file read in a region
+        answers.append((result.messages, result.searched))
+    assert answers[0] == answers[1]

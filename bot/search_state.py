@@ -1,0 +1,72 @@
+"""What one server's search has gathered, and reading its lines against the line cap.
+
+Strategy: every grep of a search goes through `read` (or `counted` for a source's own
+generator), which counts each line against `max_lines` and, at the cap, ends the remote command
+at once and marks the server's answer truncated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from bot.sources.source import LogFile, LogSource
+from parsers.models import LogEvent
+
+
+class ServerState:
+    """What one server's search has gathered so far."""
+
+    def __init__(self, source: LogSource) -> None:
+        self.source = source
+        self.files: list[LogFile] = []
+        self.searched: set[str] = set()
+        self.events: list[LogEvent] = []
+        self.wanted: set[str] = set()  # queue IDs to trace on this server
+        self.traced: set[str] = set()
+        self.handovers: dict[str, datetime | None] = {}  # hop ID -> when it was handed over
+        self.lines = 0
+        self.truncated = False
+        self.other_days: set[str] = set()
+        self.problems: list[str] = []  # files that could not be read
+        self.hits: set[str] = set()  # raw lines that named the target (pass 1)
+        self.hit_ids: set[str] = set()  # and their queue IDs
+        self.untraced = 0  # messages found by pass 1 but beyond max_messages
+        # near misses seen by pass 1 (for the diagnosis of an empty answer)
+        self.other_times: set[datetime] = set()  # the asked day(s), outside the asked hours
+        self.other_role: list[str] = []  # the target in a line in another role
+        self.connections: list[str] = []  # the client came and went without mail
+        self.similar: list[str] = []
+
+
+async def read(
+    st: ServerState, files: list[LogFile], patterns: list[str], **options: Any
+) -> AsyncIterator[LogEvent]:
+    """grep on this server, counting lines against the cap."""
+    if st.truncated or not files:
+        return
+    search = st.source.grep(files, patterns, problems=st.problems, **options)
+    async for event in counted(st, search):
+        yield event
+
+
+async def counted(
+    st: ServerState, search: AsyncGenerator[LogEvent, None]
+) -> AsyncIterator[LogEvent]:
+    """The events of a search, counted against the cap. At the cap it stops, and the remote
+    command is ended at once (aclosing), not whenever the generator is collected."""
+    async with contextlib.aclosing(search) as events:
+        async for event in events:
+            if not count_line(st):
+                return
+            yield event
+
+
+def count_line(st: ServerState) -> bool:
+    st.lines += 1
+    if st.lines > st.source.limits.max_lines:
+        st.truncated = True
+        return False
+    return True
