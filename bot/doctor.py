@@ -132,8 +132,8 @@ async def check_server(
     row = _row_for_files(server, route, files, lang)
     if start is not None and start > SLOW_START_S:
         reason = lang.gettext(
-            "{reason}; every remote command takes {ms} ms to start (the login shell's start-up"
-            " files?), and a search sends several: a plain shell takes a few ms"
+            "{reason}; every remote command takes {ms} ms to start (a plain shell takes a few"
+            " ms): check the login shell's start-up files"
         ).format(reason=row.reason, ms=round(start * 1000))
         row = row.model_copy(update={"reason": reason})
     return row

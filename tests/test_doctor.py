@@ -387,6 +387,5 @@ async def test_a_slow_starting_remote_shell_is_named_with_its_cost() -> None:
     assert int(found.group(1)) >= 300
     assert row.reason.startswith("4 log files readable; every remote command takes ")
     assert row.reason.endswith(
-        "ms to start (the login shell's start-up files?), and a search sends several: "
-        "a plain shell takes a few ms"
+        "ms to start (a plain shell takes a few ms): check the login shell's start-up files"
     )
