@@ -1,7 +1,7 @@
 """`make bench`: mailtrace next to its floor and the hand procedure, scenario by scenario, as
 ratios from the same run, with peak memory (not a test: nothing here asserts a time).
 
-    python bench/run.py                       # the default sizes: about ten minutes on 2 cores
+    python bench/run.py                       # the default sizes: 2-3 minutes on 2 cores (1 once data is made)
     python bench/run.py --mb 1024 --day-mb 30 # the issue's sizes (make bench BENCH_MB=1024 BENCH_DAY_MB=30)
     python bench/run.py --only 0 3            # some scenarios
 
