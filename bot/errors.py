@@ -8,6 +8,7 @@ MailtraceError                 anything mailtrace raises on purpose
     ├── AuthFailed             no key accepted
     ├── HostKeyRejected        host key unknown or changed (known_hosts)
     ├── CommandFailed          grep/ls exited with an error (stderr kept, secrets never)
+    │   └── RideIncomplete     pass 1 with pass 2 riding did not say it ended (read it again)
     ├── CommandTimeout         the remote command ran past its time limit
     └── NoLogFiles             nothing matched the configured log globs
 """
@@ -54,6 +55,12 @@ class HostKeyRejected(SourceError):
 
 class CommandFailed(SourceError):
     reason = N_("command failed")
+
+
+class RideIncomplete(CommandFailed):
+    """Pass 1's command with pass 2 riding ended without its end mark (awk missing, refused
+    or killed on the server): its lines may be cut. The search reads pass 1 again without
+    riding; should this escape, the server is reported failed, never "nothing found"."""
 
 
 class CommandTimeout(SourceError):

@@ -15,6 +15,7 @@ from datetime import time as time_of_day
 
 from bot import followup, nearmiss, timings
 from bot.earliest import EarliestMessages
+from bot.errors import RideIncomplete
 from bot.query import Query, TargetKind
 from bot.search_state import ServerState, counted, read
 from bot.second_pass import trace_wanted
@@ -54,18 +55,22 @@ async def first_passes(
     st: ServerState, query: Query, start: datetime | None, end: datetime | None
 ) -> None:
     limit = st.source.limits.max_messages
-    before = (st.lines, st.truncated, len(st.connections), len(st.other_role))
-    found = await _pass1(st, query, start, end, EarliestMessages(limit))
+    before = _Before(st)
+    try:
+        found = await _pass1(st, query, start, end, EarliestMessages(limit))
+    except RideIncomplete:  # its lines may be cut: all of pass 1 again, pass 2 on its own
+        before.restore(st)
+        st.plan.ride = False
+        found = await _pass1(st, query, start, end, EarliestMessages(limit))
     if found.complete:
         hits = found.hits()
         if found.found > limit:
             st.untraced = found.found - limit
     else:  # lines out of time order: read pass 1 again, keeping every hit until the end
-        st.lines, st.truncated = before[0], before[1]
-        del st.connections[before[2] :], st.other_role[before[3] :]
+        before.restore(st)
         found = await _pass1(st, query, start, end, EarliestMessages(sys.maxsize))
         hits = _earliest_messages(st, found.hits())
-    in_window = st.source.chosen
+    in_window = st.plan.chosen
     st.hits.update(e.raw for e in hits)
     st.hit_ids.update(e.queue_id for e in hits if e.queue_id is not None)
     st.events.extend(e for e in hits if e.queue_id is None)  # pre-queue rejects are complete
@@ -85,6 +90,21 @@ async def first_passes(
                 )
 
 
+class _Before:
+    """What pass 1 adds to a server's state, as it was before it, to read pass 1 again."""
+
+    def __init__(self, st: ServerState) -> None:
+        self.lines, self.truncated = st.lines, st.truncated
+        self.sizes = (len(st.connections), len(st.other_role), len(st.problems))
+        self.other_times, self.other_days = set(st.other_times), set(st.other_days)
+
+    def restore(self, st: ServerState) -> None:
+        st.lines, st.truncated = self.lines, self.truncated
+        del st.connections[self.sizes[0] :], st.other_role[self.sizes[1] :]
+        del st.problems[self.sizes[2] :]
+        st.other_times, st.other_days = set(self.other_times), set(self.other_days)
+
+
 async def _pass1(
     st: ServerState,
     query: Query,
@@ -101,6 +121,7 @@ async def _pass1(
         with_offsets=True,
         problems=st.problems,
         window=(start, end),
+        plan=st.plan,
     )
     with timings.phase("list_pass1", st.source.name):
         async for event in counted(st, search):
@@ -116,7 +137,7 @@ async def _pass1(
             elif event.timestamp is not None:
                 _note_elsewhere(st, query, event.timestamp, asked_days)
     st.files = st.source.listed
-    st.searched.update(f.path for f in st.source.chosen)
+    st.searched.update(f.path for f in st.plan.chosen)
     return found
 
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from bot.sources.source import LogFile, LogSource
+from bot.sources.source import LogFile, LogSource, Plan
 from parsers.models import LogEvent
 
 
@@ -21,6 +21,7 @@ class ServerState:
 
     def __init__(self, source: LogSource) -> None:
         self.source = source
+        self.plan = Plan()  # this question's pass 1 here (the source is shared by questions)
         self.files: list[LogFile] = []
         self.searched: set[str] = set()
         self.events: list[LogEvent] = []
@@ -47,7 +48,7 @@ async def read(
     """grep on this server, counting lines against the cap."""
     if st.truncated or not files:
         return
-    search = st.source.grep(files, patterns, problems=st.problems, **options)
+    search = st.source.grep(files, patterns, problems=st.problems, plan=st.plan, **options)
     async for event in counted(st, search):
         yield event
 

@@ -42,18 +42,21 @@ MAX_PATTERNS = 2000
 @dataclass(frozen=True)
 class Tools:
     """The faster tools a server has (`PROBE`): ripgrep for plain files, pigz for .gz, zstd for
-    .zst. Without them: `LC_ALL=C grep -F` and the standard decompressors, same output."""
+    .zst. Without them: `LC_ALL=C grep -F` and the standard decompressors, same output. And
+    awk, which pass 2 needs to ride in pass 1's command (`riding`): assumed until a probe
+    finds none."""
 
     rg: bool = False
     pigz: bool = False
     zstd: bool = False
+    awk: bool = True
 
 
 NO_TOOLS = Tools()
 TOOLS_PREFIX = "T\t"
 # A fixed script, no user text: "T" and a tab-separated name per tool found on the PATH.
 PROBE = (
-    "printf T; for t in rg pigz zstd; do "
+    "printf T; for t in rg pigz zstd awk; do "
     'command -v "$t" >/dev/null 2>&1 && printf \'\\t%s\' "$t"; done; echo'
 )
 
@@ -61,7 +64,7 @@ PROBE = (
 def parse_tools(line: str) -> Tools:
     """PROBE's line ("T<TAB>rg<TAB>pigz...") as Tools."""
     found = set(line.split("\t")[1:])
-    return Tools(rg="rg" in found, pigz="pigz" in found, zstd="zstd" in found)
+    return Tools(rg="rg" in found, pigz="pigz" in found, zstd="zstd" in found, awk="awk" in found)
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,13 @@ what its own pass 2 would read (the same files, ranges and a superset of the IDs
 `source._Ahead`), so the answer never depends on riding. awk reads only log text; what it hands
 the shell is digits, IDs of letters and digits, and file numbers, never text from a line.
 
-Output after pass 1's lines: "=2", "I<TAB>ID" per ID, then pass 2's lines in
-`commands.grep_script`'s format and order, each range's lines after "@<TAB>N:START:LENGTH" (N:
-the file's place in `paths`) with their offsets in the range. With more IDs than
+Output after pass 1's lines: "=1" once awk has read all of them and exited well (without it,
+pass 1's lines may be cut: awk missing, refused or killed, and the client reads pass 1 again
+without riding); then "=2", "I<TAB>ID" per ID, pass 2's lines in `commands.grep_script`'s
+format and order, each range's lines after "@<TAB>N:START:LENGTH" (N: the file's place in
+`paths`) with their offsets in the range, and "=." when pass 2 finished. Pass 2 has its own
+time budget (`Ride.seconds` from the command's start), so a slow ride never costs pass 1: a
+ride without "=." is dropped and the client runs its own pass 2. With more IDs than
 `Ride.max_ids` (a broad query), or a large file left with no range, no "=2".
 A compressed file is decompressed again by pass 2: its lines of an ID may come before the line
 that named the ID, so one pass would have to keep the whole decompressed file.
@@ -27,7 +31,9 @@ from datetime import datetime, timedelta, tzinfo
 
 from bot.sources import commands
 
+PASS1_END = "=1"  # pass 1's lines all came through awk
 PASS2_MARK = "=2"
+PASS2_END = "=."  # pass 2 finished in its time
 IDS_PREFIX = "I\t"
 SPAN_PREFIX = "@\t"  # before the lines of one range: "@<TAB>N:START:LENGTH"
 
@@ -42,12 +48,18 @@ class Ride:
     sizes: Mapping[str, int]
     large: frozenset[str] = frozenset()
     days: tuple[str, ...] = ()  # ranges only around lines that start so (`day_prefixes`)
+    seconds: int = 0  # pass 2 ends this long after pass 1 started, done or not (0: no pass 2)
 
 
 # Pass 1's lines pass through; the IDs and ranges go to fd 3 as "RC IDS/N:START:LENGTH ..."
-# for the shell, the IDs after "=2" to stdout for the client. Paths and sizes come from the
+# for the shell, which prints the markers and the IDs for the client. Paths and sizes come from the
 # environment (MT_P<n>, MT_S<n>, MT_L<n>: a large file), not from the program text.
+# A queue ID as `parsers.postfix.is_queue_id` decides ("NOQUEUE" and "warning" are none).
 _AWK = r"""
+function qid(t) {
+  if (length(t) < 5 || length(t) > 24 || t ~ /[^0-9A-Za-z]/) return 0
+  if (t !~ /[a-z]/) return length(t) >= 8 || t ~ /[0-9]/
+  return length(t) >= 12 && t ~ /[0-9]/ }
 BEGIN { nd = split(ENVIRON["MT_DAYS"], dl, "|"); for (k = 1; k <= nd; k++) day[dl[k]] = 1
   n = split(plain, q, " "); for (k = 1; k <= n; k++) { i = q[k]; c[i] = 0
   p[i] = ENVIRON["MT_P" i] ":"; s[i] = ENVIRON["MT_S" i] + 0; big[i] = ENVIRON["MT_L" i] + 0 }
@@ -57,7 +69,7 @@ substr($0, 1, 1) == "!" { next }
 { hit = 1
   if (!over && match($0, /\]: [0-9A-Za-z][0-9A-Za-z][0-9A-Za-z][0-9A-Za-z][0-9A-Za-z]+: /)) {
     id = substr($0, RSTART + 3, RLENGTH - 5)
-    if (!(id in seen)) { seen[id] = 1; ids++; if (ids > max) over = 1 } }
+    if (qid(id) && !(id in seen)) { seen[id] = 1; ids++; if (ids > max) over = 1 } }
   if (over || before + after <= 0) next
   for (k = 1; k <= n; k++) if (substr($0, 1, length(p[i = q[k]])) == p[i]) {
     t = substr($0, length(p[i]) + 1); off = t + 0; t = substr(t, index(t, ":") + 1)
@@ -74,8 +86,7 @@ END { rc = hit ? 0 : 1; list = ""; regs = ""; skip = over || ids == 0
       regs = regs sprintf(" %d:%.0f:%.0f", i, B[i, j], E[i, j] - B[i, j]) }
     else if (big[i]) skip = 1 }
   if (skip) { printf "%d /\n", rc > "/dev/fd/3"; exit }
-  printf "%d %s/%s\n", rc, list, regs > "/dev/fd/3"
-  print "=2"; for (id in seen) print "I\t" id }
+  printf "%d %s/%s\n", rc, list, regs > "/dev/fd/3" }
 """
 
 
@@ -86,7 +97,9 @@ def both_passes(
     tools: commands.Tools = commands.NO_TOOLS,
 ) -> str:
     """Pass 1's script (`commands.grep_script`, with offsets for ranges), then pass 2 of the IDs
-    its lines name, in the same command; the exit status is pass 1's."""
+    its lines name, in the same command; the exit status is pass 1's. Pass 2 runs under its
+    own `timeout` (a process group of its own, so a cancelled query's pass 2 may outlive it
+    by at most `ride.seconds`)."""
     plain = [p for p in paths if commands.is_plain(p)]
     number = {p: i for i, p in enumerate(paths)}
     before = ride.region_bytes // 4
@@ -104,11 +117,19 @@ def both_passes(
         f"-v before={before} -v after={after} {shlex.quote(_AWK)}"
     )
     pass2 = _pass2(paths, number, tools)
+    # awk's status and its summary say whether every line of pass 1 came through; pass 2 gets
+    # what is left of `ride.seconds` since t0 (less a second: `date +%s` counts whole seconds)
     return (
-        f"exec 5>&1; sum=$( ( {pass1} ) | {awk} 3>&1 >&5 ); "
+        f"t0=$(date +%s); exec 5>&1; sum=$( ( {pass1} ) | {awk} 3>&1 >&5 ); a=$?; "
         'rc1=${sum%% *}; rest=${sum#* }; ids=${rest%%/*}; regs=" ${rest#*/} "; '
-        f'if [ -n "${{ids# }}" ]; then ( {pass2} ); fi; '
-        'exit "${rc1:-1}"'
+        'case "$a:$rc1:$rest" in 0:[01]:*/*) ;; *) exit 1;; esac; '
+        f"echo {PASS1_END}; "
+        f"left=$(( {int(ride.seconds)} - 1 - $(date +%s) + t0 )); "
+        'if [ -n "${ids# }" ] && [ "$left" -gt 0 ]; then '
+        f"echo {PASS2_MARK}; printf 'I\\t%s\\n' $ids; export ids regs; "
+        f'timeout -k 1 "$left" sh -c {shlex.quote(pass2)}; '
+        f"case $? in 0|1) echo {shlex.quote(PASS2_END)};; esac; fi; "
+        'exit "$rc1"'
     )
 
 

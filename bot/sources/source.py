@@ -14,13 +14,13 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import cast
 
 from pydantic import BaseModel, ConfigDict
 
-from bot.errors import NoLogFiles
+from bot.errors import NoLogFiles, RideIncomplete
 from bot.settings import Limits, ServerConfig
 from bot.sources import commands, riding
 from bot.sources.runner import CommandRunner
@@ -31,6 +31,9 @@ from parsers.models import LogEvent
 from parsers.postfix import parse_line
 
 log = logging.getLogger(__name__)
+# how much larger a compressed log is read than stored (gzip shrinks Postfix logs ~8 to 15 x):
+# a ride's budget counts what grep reads
+COMPRESSION_RATIO = 8
 
 
 class LogFile(BaseModel):
@@ -64,6 +67,17 @@ def _in_repeated_hour(stamp: datetime | None) -> bool:
     return first is not None and second is not None and first > second
 
 
+@dataclass
+class Plan:
+    """One question's pass 1 on a source, filled by `planned_grep` (a source serves several
+    questions at once, so this is the question's, not the source's): the files it chose,
+    pass 2's lines fetched with it (for `grep`), and whether pass 2 may ride."""
+
+    chosen: list[LogFile] = field(default_factory=list)
+    ahead: riding.Ahead | None = None
+    ride: bool = True
+
+
 async def _lines(lines: Sequence[str]) -> AsyncIterator[str]:
     for line in lines:
         yield line
@@ -79,11 +93,8 @@ class LogSource:
         self._heads: dict[tuple[str, int, float], datetime | None] = {}
         self._head_keys: dict[tuple[str, int, float], str] = {}  # as the listing printed them
         self._files: list[LogFile] = []
-        self.chosen: list[LogFile] = []  # the files `planned_grep` searched
         # repeated hour -> (the files it was read from, per path the lines of its second pass)
         self._repeats: dict[datetime, tuple[object, dict[str, set[str]]]] = {}
-        self._ahead: riding.Ahead | None = None  # pass 2's lines fetched with the last pass 1
-        self._days: tuple[str, ...] = ()  # the question's days, for the server's ranges
         # The server's faster tools, probed with the first listing on each connection (None:
         # not yet; set it to commands.NO_TOOLS beforehand to search with grep and the standard
         # decompressors: a local runner has no connection and is probed once).
@@ -251,27 +262,31 @@ class LogSource:
         regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
         problems: list[str] | None = None,
         ahead: bool = False,
+        plan: Plan | None = None,
+        days: tuple[str, ...] = (),
     ) -> AsyncGenerator[LogEvent, None]:
         """Events of every line in `files` that contains one of `patterns` (fixed strings).
 
         `with_offsets` records each line's byte offset (plain files); `regions` limits plain
         files to byte ranges (see `commands.grep_command`). A file that could not be read is
         described in `problems` while the others are still searched. With `ahead` (pass 1),
-        pass 2 comes in the same command (`riding`), and a later grep of those files for queue
-        IDs it holds, in the same regions, is answered from it (`_Ahead`): the same lines, no
-        round trip.
+        pass 2 comes in the same command (`riding`, its ranges around lines starting with one of
+        `days`) and is kept in `plan`; a later grep of those files for queue IDs it holds, in
+        the same regions, with the same `plan`, is answered from it: the same lines, no round
+        trip.
         """
         readable = [f for f in files if f.readable]
         if not readable or not patterns:
             return
         paths = [f.path for f in readable]
         plain = not (ignore_case or with_offsets)
-        ahead_of = self._ahead.lines_for(paths, patterns, regions) if self._ahead else None
+        kept = plan.ahead if plan is not None else None
+        ahead_of = kept.lines_for(paths, patterns, regions) if kept else None
         if plain and ahead_of is not None:
             async for event in self._events(_lines(ahead_of), readable, False, regions, problems):
                 yield event
             return
-        ride = self._ride(readable, patterns, with_offsets) if ahead else None
+        ride = self._ride(readable, patterns, with_offsets, days) if ahead and plan else None
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
             chunk = patterns[chunk_start : chunk_start + commands.MAX_PATTERNS]
             script = commands.grep_script(
@@ -286,24 +301,34 @@ class LogSource:
             if ride is not None:
                 script = riding.both_passes(script, paths, ride, self._tools)
             lines = self._run(commands.wrap(script, self.limits.command_timeout))
-            if ride is not None:
-                lines = self._pass1_lines(lines, paths)
+            if ride is not None and plan is not None:
+                lines = self._pass1_lines(lines, paths, plan)
             async for event in self._events(lines, readable, with_offsets, regions, problems):
                 yield event
 
     def _ride(
-        self, files: Sequence[LogFile], patterns: Sequence[str], with_offsets: bool
+        self,
+        files: Sequence[LogFile],
+        patterns: Sequence[str],
+        with_offsets: bool,
+        days: tuple[str, ...],
     ) -> riding.Ride | None:
         """How pass 2 may ride in pass 1's command; None: not for these files (the journal,
-        patterns in several chunks, more to read whole than `pass2_ahead_mb`)."""
+        patterns in several chunks, more to read whole than `pass2_ahead_mb`, no awk there)."""
         # Large plain files are read in regions around the hits (`followup.regions`), which
         # the server can work out from pass 1's offsets; the rest is read whole, so only as
         # much as costs less than a round trip when pass 2 cannot use it (other IDs, ranges).
         region = int(self.limits.pass2_region_mb * 1024 * 1024) if with_offsets else 0
         large = {f.path for f in files if commands.is_plain(f.path) and 0 < 2 * region < f.size}
-        whole = sum(f.size for f in files if f.path not in large)
+        # a compressed file is read decompressed: count what grep reads, not what the disk holds
+        whole = sum(
+            f.size * (1 if commands.is_plain(f.path) else COMPRESSION_RATIO)
+            for f in files
+            if f.path not in large
+        )
         if (
-            self.server.source == "journald"
+            not self._tools.awk
+            or self.server.source == "journald"
             or len(patterns) > commands.MAX_PATTERNS
             or self.limits.pass2_ahead_mb <= 0
             or whole > self.limits.pass2_ahead_mb * 1024 * 1024
@@ -314,21 +339,36 @@ class LogSource:
             region_bytes=region,
             sizes={f.path: f.size for f in files},
             large=frozenset(large),
-            days=self._days,
+            days=days,
+            # what is left of the command's time for pass 2, a second for the `timeout -k` of
+            # pass 2 and one for the listing before it (`riding.both_passes`)
+            seconds=max(0, int(self.limits.command_timeout) - 2),
         )
 
-    async def _pass1_lines(self, lines: AsyncIterator[str], paths: list[str]) -> AsyncIterator[str]:
-        """Pass 1's lines of a command with pass 2 after them; pass 2 is kept in `_ahead`."""
-        self._ahead = None
+    async def _pass1_lines(
+        self, lines: AsyncIterator[str], paths: list[str], plan: Plan
+    ) -> AsyncIterator[str]:
+        """Pass 1's lines of a command with pass 2 after them; pass 2 is kept in `plan` when it
+        finished (`riding.PASS2_END`). Without pass 1's end mark its lines may be cut: raises
+        RideIncomplete (the caller reads pass 1 again without riding)."""
+        plan.ahead = None
         async for line in lines:
-            if line == riding.PASS2_MARK:
+            if line == riding.PASS1_END:
                 break
             yield line
         else:
+            log.warning(
+                "%s: awk failed in the ride of pass 2 (pass 1 is read again without)", self.name
+            )
+            raise RideIncomplete(self.name, "pass 1's output through awk did not end well")
+        rest = [line async for line in lines]
+        if rest[:1] != [riding.PASS2_MARK] or rest[-1:] != [riding.PASS2_END]:
+            if rest:
+                log.debug("%s: pass 2 did not finish in pass 1's command", self.name)
             return
-        ahead = riding.Ahead(paths, [line async for line in lines])
+        ahead = riding.Ahead(paths, rest[1:-1])
         if ahead.ids:
-            self._ahead = ahead
+            plan.ahead = ahead
 
     async def planned_grep(
         self,
@@ -339,17 +379,20 @@ class LogSource:
         with_offsets: bool = False,
         problems: list[str] | None = None,
         window: tuple[datetime | None, datetime | None] = (None, None),
+        plan: Plan | None = None,
     ) -> AsyncGenerator[LogEvent, None]:
-        """List the files, `choose` those to search, grep them; `self.chosen` are those files.
-        Pass 2 rides along where it can (`riding`), its ranges around hits in `window`'s days.
+        """List the files, `choose` those to search, grep them; `plan.chosen` are those files.
+        Pass 2 rides along where it can and `plan.ride` lets it (`riding`), its ranges around
+        hits in `window`'s days; `plan` keeps its lines for `grep`.
 
         A source that has listed before sends the listing and the grep of the files chosen from
         the last listing in one command; when this listing chooses other files (rotation, a new
         file), that grep is dropped unread and the chosen files are grepped anew. Either way the
         events are those of `grep(choose(list_files()), ...)`.
         """
-        self._ahead = None  # never a former question's pass 2
-        self._days = riding.day_prefixes(*window, self.server.zone)
+        plan = plan if plan is not None else Plan()
+        plan.ahead = None  # never a former pass 1's pass 2
+        days = riding.day_prefixes(*window, self.server.zone)
         predicted = [f.path for f in choose(self._files) if f.readable] if self._files else []
         if (
             predicted
@@ -357,8 +400,9 @@ class LogSource:
             and len(patterns) <= commands.MAX_PATTERNS
         ):
             ride = self._ride(
-                [f for f in choose(self._files) if f.readable], patterns, with_offsets
+                [f for f in choose(self._files) if f.readable], patterns, with_offsets, days
             )
+            ride = ride if plan.ride else None
             script = commands.grep_script(
                 predicted,
                 patterns,
@@ -378,27 +422,29 @@ class LogSource:
             stream = cast(AsyncGenerator[str, None], self._run(command))  # both runners'
             async with contextlib.aclosing(stream) as lines:
                 files = await self._files_from(lines, read_heads=False)
-                self.chosen = choose(files)
-                readable = [f for f in self.chosen if f.readable]
+                plan.chosen = choose(files)
+                readable = [f for f in plan.chosen if f.readable]
                 if [f.path for f in readable] == predicted:
                     found: AsyncIterator[str] = lines
                     if ride is not None:
-                        found = self._pass1_lines(lines, predicted)
+                        found = self._pass1_lines(lines, predicted, plan)
                     async for event in self._events(found, readable, with_offsets, None, problems):
                         yield event
                     return
             log.debug("%s: the files to search changed since the last listing", self.name)
             if any(f.first_seen is None for f in files if f.readable):
-                self.chosen = choose(await self.list_files())  # a new file's first line
+                plan.chosen = choose(await self.list_files())  # a new file's first line
         else:
-            self.chosen = choose(await self.list_files())
+            plan.chosen = choose(await self.list_files())
         search = self.grep(
-            self.chosen,
+            plan.chosen,
             patterns,
             ignore_case=ignore_case,
             with_offsets=with_offsets,
             problems=problems,
-            ahead=True,
+            ahead=plan.ride,
+            plan=plan,
+            days=days,
         )
         async with contextlib.aclosing(search) as events:
             async for event in events:
