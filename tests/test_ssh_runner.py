@@ -228,8 +228,9 @@ async def test_reconnects_after_the_connection_was_lost(sshd_cluster: SshCluster
     async with pool_for(sshd_cluster, server) as pool:
         runner = pool.runner_for(server)
         assert await lines_of(runner, "echo one") == ["one"]
-        (await pool.connection(server)).abort()
-        await asyncio.sleep(0.05)
+        conn = await pool.connection(server)
+        conn.abort()
+        await conn.wait_closed()  # the pool sees it closed: the next command reconnects
         assert await lines_of(runner, "echo two") == ["two"]
     assert sshd_cluster["mx2"].accepted_logins() == logins + 2
 
@@ -527,8 +528,9 @@ async def test_tools_are_probed_again_on_a_new_connection(sshd_cluster: SshClust
         probes = [c for c in recorder.recorded()[before:] if "for t in rg pigz zstd" in c]
         assert len(probes) == 1
         assert source.tools is not None
-        (await pool.connection(server)).abort()
-        await asyncio.sleep(0.05)
+        conn = await pool.connection(server)
+        conn.abort()
+        await conn.wait_closed()  # the pool sees it closed: the next command reconnects
         await search(source, [NEEDLE])
         probes = [c for c in recorder.recorded()[before:] if "for t in rg pigz zstd" in c]
     assert len(probes) == 2
