@@ -33,8 +33,9 @@ logger = logging.getLogger("mailtrace.doctor")
 PoolFactory = Callable[[Settings], SSHPool]
 MAX_NAMED = 3  # unreadable files named in a row; the rest are counted
 # A remote command that takes longer than this to start and end doing nothing (`true`, best of
-# three) is slow to start: the login shell's start-up files most likely do work. A search
-# sends two to four commands per server, each paying it. A plain shell takes a few ms.
+# three) is slow to start: the login shell's start-up files do work, or the network's round
+# trip is long (a command costs two or three of them). A search sends one to four commands per
+# server, each paying it. A plain shell on a nearby server takes a few ms.
 SLOW_START_S = 0.1
 FILE_INDENT = "    "
 
@@ -132,8 +133,9 @@ async def check_server(
     row = _row_for_files(server, route, files, lang)
     if start is not None and start > SLOW_START_S:
         reason = lang.gettext(
-            "{reason}; every remote command takes {ms} ms to start (a plain shell takes a few"
-            " ms): check the login shell's start-up files"
+            "{reason}; every remote command takes {ms} ms before it runs (a plain shell on a"
+            " nearby server: a few ms): the login shell's start-up files, or a long network"
+            " round trip"
         ).format(reason=row.reason, ms=round(start * 1000))
         row = row.model_copy(update={"reason": reason})
     return row

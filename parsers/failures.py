@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from parsers.i18n import ENGLISH, N_, Translator
+from parsers.keywords import mentions_any
 
 SENDER_ADDRESS = N_("the sender: check the recipient's domain for typos")
 THEIR_ADMIN_LATER = N_("nobody yet: Postfix retries; the recipient's mail admin if it persists")
@@ -113,8 +114,7 @@ def describe_failure(reason: str | None, tr: Translator = ENGLISH) -> tuple[str,
     peer and "while we were …" are Postfix's own words and stay as logged."""
     if not reason:
         return None
-    folded = reason.casefold().replace("\u0131", "i")  # as re.IGNORECASE: ı is an i
-    if not any(word in folded for word in _KEYWORDS):
+    if not mentions_any(reason, _KEYWORDS):
         return None
     for pattern, sentence, who in _FAILURES:
         match = pattern.search(reason)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 
 from parsers.i18n import ENGLISH, Translator
+from parsers.keywords import fold, mentions_any
 
 # Words of a filter that kept the mail from its recipient although the SMTP reply was 2xx:
 # "250 2.7.0 Ok, discarded, id=31619-02 - spam", "250 2.7.0 BLOCKED (…)", "2.7.0 quarantined"
@@ -39,15 +40,12 @@ def filter_verdict(reply: str | None) -> str | None:
     reads as a plain acceptance (or names a new queue ID: the filter passed the mail on)."""
     if not reply or "queued as" in reply:
         return None
-    # most replies have none of the words: say so without the search (folded as re.IGNORECASE
-    # compares: casefold, and the dotless ı is an i)
-    folded = reply.casefold().replace("\u0131", "i")
-    if not any(word in folded for word in _VERDICT_WORDS):
+    if not mentions_any(reply, _VERDICT_WORDS):  # most replies have none of the words
         return None
     match = _VERDICT.search(reply)
     if match is None:
         return None
-    word = match["word"].lower()
+    word = fold(match["word"])  # "VİRUS" is the verdict "virus"
     return {"quarantine": "quarantined", "spammy": "spam"}.get(word, word)
 
 

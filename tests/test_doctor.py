@@ -51,7 +51,7 @@ def by_server(rows: list[DoctorRow]) -> dict[str, DoctorRow]:
     return {row.server: row for row in rows}
 
 
-SLOW_START = re.compile(r"; every remote command takes (\d+) ms to start .*$")
+SLOW_START = re.compile(r"; every remote command takes (\d+) ms before it runs .*$")
 
 
 def without_slow_start(reason: str) -> str:
@@ -387,5 +387,6 @@ async def test_a_slow_starting_remote_shell_is_named_with_its_cost() -> None:
     assert int(found.group(1)) >= 300
     assert row.reason.startswith("4 log files readable; every remote command takes ")
     assert row.reason.endswith(
-        "ms to start (a plain shell takes a few ms): check the login shell's start-up files"
+        "ms before it runs (a plain shell on a nearby server: a few ms): the login shell's"
+        " start-up files, or a long network round trip"
     )

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,6 +154,7 @@ def run_trace(args: argparse.Namespace) -> int:
         from bot.diagnose import for_local_files
 
         result = for_local_files(result, lang)
+    began = time.perf_counter()
     if args.format == "json":
         from bot.render.jsonout import render_json
 
@@ -161,6 +163,7 @@ def run_trace(args: argparse.Namespace) -> int:
         from bot.render.text import render_text
 
         sys.stdout.write(render_text(result, zone, show_lines=args.lines, lang=lang))
+    logging.getLogger(__name__).debug("render %.3f s", time.perf_counter() - began)
     if result.messages:
         return EXIT_FOUND
     if result.could_not_search:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.async_app import AsyncApp
@@ -156,9 +157,18 @@ class CommandDesk:
             async with bot.running.slot():
                 result = await self._search(query, sources, names, delivery, lang)
                 result = await self._live_queue(result, sources)
+            began = time.perf_counter()
             view = build_view(result, zone, contact=bot.contact, lang=lang)
             key = bot.lines.keep(view, delivery)
-            await delivery.finish(render_thread(view, key, lang))
+            thread_blocks = render_thread(view, key, lang)
+            rendered = time.perf_counter()
+            await delivery.finish(thread_blocks)
+            logger.debug(
+                "answer_timing search_s=%.3f render_s=%.3f post_s=%.3f",
+                result.duration_s,
+                rendered - began,
+                time.perf_counter() - rendered,
+            )
             outcome, reason = search_outcome(result)
             if not delivery.delivered:  # Slack refused every way: not an answer given
                 outcome, reason = Outcome.FAILED, "the answer could not be posted to Slack"
