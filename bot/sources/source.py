@@ -358,8 +358,12 @@ class LogSource:
             yield line
         else:
             log.warning(
-                "%s: awk failed in the ride of pass 2 (pass 1 is read again without)", self.name
+                "ride_failed server=%s: awk on the server did not finish; pass 1 is read again"
+                " without it, and later questions there do without it",
+                self.name,
             )
+            if self.tools is not None:  # a probe again (a new connection) may find it working
+                self.tools = replace(self.tools, awk=False)
             raise RideIncomplete(self.name, "pass 1's output through awk did not end well")
         rest = [line async for line in lines]
         if rest[:1] != [riding.PASS2_MARK] or rest[-1:] != [riding.PASS2_END]:
