@@ -245,7 +245,10 @@ class LogSource:
         return self._files
 
     def _date(self, first: str, mtime: float) -> datetime | None:
-        years = YearGuess(datetime.fromtimestamp(mtime, tz=UTC), self.server.year)
+        # the year guess its lines get (`parse`): the same object, so the parser's time stamp
+        # cache goes on with the file's lines at once
+        stamp = datetime.fromtimestamp(mtime, tz=UTC)
+        years = _year_guess(stamp, self.server.zone, self.server.year)
         envelope = parse_envelope(first, zone=self.server.zone, years=years)
         return envelope.timestamp if envelope else None
 
