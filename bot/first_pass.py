@@ -9,6 +9,7 @@ role, a client that came and went, similar addresses.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -124,18 +125,20 @@ async def _pass1(
         plan=st.plan,
     )
     with timings.phase("list_pass1", st.source.name):
-        async for event in counted(st, search):
-            if not matches(query, event):
-                if within_window(event, start, end):
-                    _note_stray(st, query, event)
-                continue
-            if within_window(event, start, end):
-                if event.queue_id is None and event.kind in _SESSION_KINDS:
-                    _note_stray(st, query, event)  # the client's session, not a message
-                else:
-                    found.add(event)
-            elif event.timestamp is not None:
-                _note_elsewhere(st, query, event.timestamp, asked_days)
+        async with contextlib.aclosing(counted(st, search)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    if not matches(query, event):
+                        if within_window(event, start, end):
+                            _note_stray(st, query, event)
+                        continue
+                    if within_window(event, start, end):
+                        if event.queue_id is None and event.kind in _SESSION_KINDS:
+                            _note_stray(st, query, event)  # the client's session, not a message
+                        else:
+                            found.add(event)
+                    elif event.timestamp is not None:
+                        _note_elsewhere(st, query, event.timestamp, asked_days)
     st.files = st.source.listed
     st.searched.update(f.path for f in st.plan.chosen)
     return found

@@ -2,7 +2,8 @@
 
 Strategy: every grep of a search goes through `read` (or `counted` for a source's own
 generator), which counts each line against `max_lines` and, at the cap, ends the remote command
-at once and marks the server's answer truncated.
+at once and marks the server's answer truncated. Lines come in lists (as the source read them);
+the cap still counts lines, the first over it and those after it are never used.
 """
 
 from __future__ import annotations
@@ -48,26 +49,30 @@ async def read(
     """grep on this server, counting lines against the cap."""
     if st.truncated or not files:
         return
-    search = st.source.grep(files, patterns, problems=st.problems, plan=st.plan, **options)
-    async for event in counted(st, search):
-        yield event
+    search = st.source.grep_batches(files, patterns, problems=st.problems, plan=st.plan, **options)
+    async with contextlib.aclosing(counted(st, search)) as batches:
+        async for batch in batches:
+            for event in batch:
+                yield event
 
 
 async def counted(
-    st: ServerState, search: AsyncGenerator[LogEvent, None]
-) -> AsyncIterator[LogEvent]:
-    """The events of a search, counted against the cap. At the cap it stops, and the remote
-    command is ended at once (aclosing), not whenever the generator is collected."""
-    async with contextlib.aclosing(search) as events:
-        async for event in events:
-            if not count_line(st):
-                return
-            yield event
-
-
-def count_line(st: ServerState) -> bool:
-    st.lines += 1
-    if st.lines > st.source.limits.max_lines:
-        st.truncated = True
-        return False
-    return True
+    st: ServerState, search: AsyncGenerator[list[LogEvent], None]
+) -> AsyncGenerator[list[LogEvent], None]:
+    """The events of a search (in lists as they come), counted against the cap. At the cap it
+    stops, and the remote command is ended at once (aclosing), not whenever the generator is
+    collected."""
+    limit = st.source.limits.max_lines
+    async with contextlib.aclosing(search) as batches:
+        async for batch in batches:
+            room = limit - st.lines
+            if len(batch) <= room:
+                st.lines += len(batch)
+                yield batch
+                continue
+            if room > 0:
+                st.lines = limit
+                yield batch[:room]
+            st.lines += 1  # the line past the cap, not read
+            st.truncated = True
+            return

@@ -14,7 +14,7 @@ class RecordingRunner(LocalRunner):
         super().__init__(name)
         self.commands: list[str] = []
 
-    async def stream(self, command: str) -> AsyncIterator[str]:
+    async def batches(self, command: str) -> AsyncIterator[list[str]]:
         self.commands.append(command)
-        async for line in super().stream(command):
-            yield line
+        async for batch in super().batches(command):
+            yield batch

@@ -171,6 +171,10 @@ class HangingRunner:
         await asyncio.sleep(3600)
         yield command
 
+    async def batches(self, command: str) -> AsyncIterator[list[str]]:
+        await asyncio.sleep(3600)
+        yield [command]
+
     async def close(self) -> None:
         return
 

@@ -133,9 +133,9 @@ async def test_a_bad_signature_request_leaves_no_request_contents_in_the_log(
 class RefusingRunner(LocalRunner):
     """A server whose sshd keeps refusing new sessions (what the SSH runner raises then)."""
 
-    async def stream(self, command: str) -> AsyncIterator[str]:
+    async def batches(self, command: str) -> AsyncIterator[list[str]]:
         raise CommandFailed(self.name, "the server refused a new SSH session: open failed")
-        yield ""  # pragma: no cover - makes this an async generator
+        yield []  # pragma: no cover - makes this an async generator
 
 
 async def test_an_answer_missing_a_server_is_audited_as_incomplete(make_bot: BotFactory) -> None:

@@ -86,10 +86,10 @@ class GatedRunner(LocalRunner):
         super().__init__(name)
         self.gate = gate
 
-    async def stream(self, command: str) -> AsyncIterator[str]:
+    async def batches(self, command: str) -> AsyncIterator[list[str]]:
         await self.gate.wait()
-        async for line in super().stream(command):
-            yield line
+        async for batch in super().batches(command):
+            yield batch
 
 
 class StubbornRunner(LocalRunner):
@@ -100,21 +100,21 @@ class StubbornRunner(LocalRunner):
         super().__init__(name)
         self.released = released
 
-    async def stream(self, command: str) -> AsyncIterator[str]:
+    async def batches(self, command: str) -> AsyncIterator[list[str]]:
         try:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             await self.released.wait()
             raise
-        yield ""  # pragma: no cover - makes this an async generator
+        yield []  # pragma: no cover - makes this an async generator
 
 
 class BrokenRunner(LocalRunner):
     """A runner with a bug: it raises something that is not a mailtrace error."""
 
-    async def stream(self, command: str) -> AsyncIterator[str]:
+    async def batches(self, command: str) -> AsyncIterator[list[str]]:
         raise RuntimeError("unexpected failure inside the runner")
-        yield ""  # pragma: no cover - makes this an async generator
+        yield []  # pragma: no cover - makes this an async generator
 
 
 def log_settings(*logs: Path, **slack: Any) -> Settings:

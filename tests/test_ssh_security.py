@@ -83,6 +83,10 @@ class SpyRunner:
         self.sent.append(command)
         return self.runner.stream(command)
 
+    def batches(self, command: str) -> AsyncIterator[list[str]]:
+        self.sent.append(command)
+        return self.runner.batches(command)
+
     async def close(self) -> None:
         await self.runner.close()
 

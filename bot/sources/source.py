@@ -16,7 +16,6 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta, tzinfo
-from typing import cast
 
 from pydantic import BaseModel, ConfigDict
 
@@ -67,6 +66,29 @@ def _in_repeated_hour(stamp: datetime | None) -> bool:
     return first is not None and second is not None and first > second
 
 
+class _RepeatedHours:
+    """`_in_repeated_hour`, worked out once per wall-clock hour and zone (a log's lines come
+    hour after hour; the parser shares one datetime per second, so most lines ask again about
+    the very stamp before them)."""
+
+    def __init__(self) -> None:
+        self._hours: dict[tuple[object, int, int, int, int], bool] = {}
+        self._last: datetime | None = None
+        self._last_answer = False
+
+    def __call__(self, stamp: datetime | None) -> bool:
+        if stamp is None:
+            return False
+        if stamp is self._last:
+            return self._last_answer
+        key = (stamp.tzinfo, stamp.year, stamp.month, stamp.day, stamp.hour)
+        answer = self._hours.get(key)
+        if answer is None:
+            answer = self._hours[key] = _in_repeated_hour(stamp)
+        self._last, self._last_answer = stamp, answer
+        return answer
+
+
 @dataclass
 class Plan:
     """One question's pass 1 on a source, filled by `planned_grep` (a source serves several
@@ -78,9 +100,29 @@ class Plan:
     ride: bool = True
 
 
-async def _lines(lines: Sequence[str]) -> AsyncIterator[str]:
-    for line in lines:
-        yield line
+async def _once(batch: list[str]) -> AsyncGenerator[list[str], None]:
+    if batch:
+        yield batch
+
+
+async def _chained(
+    first: list[str], rest: AsyncIterator[list[str]]
+) -> AsyncGenerator[list[str], None]:
+    """`first`, then the batches of `rest`."""
+    if first:
+        yield first
+    async for batch in rest:
+        yield batch
+
+
+def _listing_lines(batch: list[str]) -> tuple[list[str], list[str] | None]:
+    """A batch split at the listing's end: (the listing's lines, the lines after the end or
+    None when the listing goes on)."""
+    try:
+        end = batch.index(commands.LISTING_END)
+    except ValueError:
+        return batch, None
+    return batch[:end], batch[end + 1 :]
 
 
 class LogSource:
@@ -105,10 +147,18 @@ class LogSource:
     def name(self) -> str:
         return self.server.name
 
-    def _run(self, command: str) -> AsyncIterator[str]:
-        """The runner's stream of `command`, counted for the question that sent it."""
+    def _run(self, command: str) -> AsyncGenerator[list[str], None]:
+        """The runner's lines of `command` as they come, a list per chunk, counted for the
+        question that sent it."""
         count_command(self.name)
-        return self.runner.stream(command)
+        return self.runner.batches(command)
+
+    async def _lines(self, command: str) -> AsyncIterator[str]:
+        """The lines of `command` one by one (small outputs: listings, first lines)."""
+        async with contextlib.aclosing(self._run(command)) as batches:
+            async for batch in batches:
+                for line in batch:
+                    yield line
 
     def _connection(self) -> int | None:
         number = getattr(self.runner, "connection_number", None)
@@ -142,21 +192,26 @@ class LogSource:
             probe=self._probe,
             known_heads=self._known_heads(),
         )
-        return await self._files_from(self._run(command), read_heads=True)
+        async with contextlib.aclosing(self._run(command)) as batches:
+            listing: list[str] = []
+            async for batch in batches:
+                lines, after = _listing_lines(batch)
+                listing += lines
+                if after is not None:
+                    break
+        return await self._files_from(listing, read_heads=True)
 
     def _known_heads(self) -> list[str]:
         """The compressed files whose first line is cached (the listing skips them)."""
         return [key for (path, _, _), key in self._head_keys.items() if not commands.is_plain(path)]
 
-    async def _files_from(self, lines: AsyncIterator[str], *, read_heads: bool) -> list[LogFile]:
-        """The listing's lines (up to its end) as files. First lines not in the listing or the
-        cache are read with one more command, or with `read_heads` False left unknown."""
+    async def _files_from(self, lines: list[str], *, read_heads: bool) -> list[LogFile]:
+        """The listing's lines as files. First lines not in the listing or the cache are read
+        with one more command, or with `read_heads` False left unknown."""
         raw: list[tuple[str, int, float, bool]] = []
         keys: dict[tuple[str, int, float], str] = {}
         heads: dict[str, str] = {}
-        async for line in lines:
-            if line == commands.LISTING_END:
-                break
+        for line in lines:
             if line.startswith(commands.TOOLS_PREFIX) or line == commands.TOOLS_PREFIX[0]:
                 self.tools = commands.parse_tools(line)
                 self._probed_on = self._connection()
@@ -201,7 +256,10 @@ class LogSource:
         return self._files
 
     def _date(self, first: str, mtime: float) -> datetime | None:
-        years = YearGuess(datetime.fromtimestamp(mtime, tz=UTC), self.server.year)
+        # the year guess its lines get (`parse`): the same object, so the parser's time stamp
+        # cache goes on with the file's lines at once
+        stamp = datetime.fromtimestamp(mtime, tz=UTC)
+        years = _year_guess(stamp, self.server.zone, self.server.year)
         envelope = parse_envelope(first, zone=self.server.zone, years=years)
         return envelope.timestamp if envelope else None
 
@@ -210,7 +268,7 @@ class LogSource:
         plan can pick days like it picks rotated files (journalctl --since/--until reads them)."""
         directory = self.server.journal_directory
         ends = []
-        async for line in self._run(
+        async for line in self._lines(
             commands.journal_ends_command(directory, self.limits.command_timeout)
         ):
             envelope = parse_envelope(line, zone=self.server.zone)
@@ -244,7 +302,7 @@ class LogSource:
             size, mtime = stats[path]
             found[(path, size, mtime)] = None
         command = commands.heads_command(paths, self.limits.command_timeout, self._tools)
-        async for line in self._run(command):
+        async for line in self._lines(command):
             path, _, first = line.partition("\t")
             if path not in stats:
                 continue
@@ -252,7 +310,7 @@ class LogSource:
             found[(path, size, mtime)] = self._date(first, mtime)
         self._heads.update(found)
 
-    async def grep(
+    def grep(
         self,
         files: Sequence[LogFile],
         patterns: Sequence[str],
@@ -265,7 +323,37 @@ class LogSource:
         plan: Plan | None = None,
         days: tuple[str, ...] = (),
     ) -> AsyncGenerator[LogEvent, None]:
-        """Events of every line in `files` that contains one of `patterns` (fixed strings).
+        """Events of every line in `files` that contains one of `patterns` (fixed strings),
+        one by one (`grep_batches`' events)."""
+        return _each(
+            self.grep_batches(
+                files,
+                patterns,
+                ignore_case=ignore_case,
+                with_offsets=with_offsets,
+                regions=regions,
+                problems=problems,
+                ahead=ahead,
+                plan=plan,
+                days=days,
+            )
+        )
+
+    async def grep_batches(
+        self,
+        files: Sequence[LogFile],
+        patterns: Sequence[str],
+        *,
+        ignore_case: bool = False,
+        with_offsets: bool = False,
+        regions: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+        problems: list[str] | None = None,
+        ahead: bool = False,
+        plan: Plan | None = None,
+        days: tuple[str, ...] = (),
+    ) -> AsyncGenerator[list[LogEvent], None]:
+        """Events of every line in `files` that contains one of `patterns` (fixed strings), in
+        lists as the lines arrive.
 
         `with_offsets` records each line's byte offset (plain files); `regions` limits plain
         files to byte ranges (see `commands.grep_command`). A file that could not be read is
@@ -283,8 +371,10 @@ class LogSource:
         kept = plan.ahead if plan is not None else None
         ahead_of = kept.lines_for(paths, patterns, regions) if kept else None
         if plain and ahead_of is not None:
-            async for event in self._events(_lines(ahead_of), readable, False, regions, problems):
-                yield event
+            found = self._events(_once(ahead_of), readable, False, regions, problems)
+            async with contextlib.aclosing(found) as events:
+                async for batch in events:
+                    yield batch
             return
         ride = self._ride(readable, patterns, with_offsets, days) if ahead and plan else None
         for chunk_start in range(0, len(patterns), commands.MAX_PATTERNS):
@@ -303,8 +393,10 @@ class LogSource:
             lines = self._run(commands.wrap(script, self.limits.command_timeout))
             if ride is not None and plan is not None:
                 lines = self._pass1_lines(lines, paths, plan)
-            async for event in self._events(lines, readable, with_offsets, regions, problems):
-                yield event
+            found = self._events(lines, readable, with_offsets, regions, problems)
+            async with contextlib.aclosing(found) as events:
+                async for batch in events:
+                    yield batch
 
     def _ride(
         self,
@@ -346,17 +438,27 @@ class LogSource:
         )
 
     async def _pass1_lines(
-        self, lines: AsyncIterator[str], paths: list[str], plan: Plan
-    ) -> AsyncIterator[str]:
+        self, output: AsyncGenerator[list[str], None], paths: list[str], plan: Plan
+    ) -> AsyncGenerator[list[str], None]:
         """Pass 1's lines of a command with pass 2 after them; pass 2 is kept in `plan` when it
         finished (`riding.PASS2_END`). Without pass 1's end mark its lines may be cut: raises
         RideIncomplete (the caller reads pass 1 again without riding)."""
         plan.ahead = None
-        async for line in lines:
-            if line == riding.PASS1_END:
+        async with contextlib.aclosing(output) as batches:
+            rest: list[str] | None = None
+            async for batch in batches:
+                try:
+                    mark = batch.index(riding.PASS1_END)
+                except ValueError:
+                    yield batch
+                    continue
+                if mark:
+                    yield batch[:mark]
+                rest = batch[mark + 1 :]
+                async for more in batches:
+                    rest += more
                 break
-            yield line
-        else:
+        if rest is None:
             log.warning(
                 "ride_failed server=%s: awk on the server did not finish; pass 1 is read again"
                 " without it, and later questions there do without it",
@@ -365,7 +467,6 @@ class LogSource:
             if self.tools is not None:  # a probe again (a new connection) may find it working
                 self.tools = replace(self.tools, awk=False)
             raise RideIncomplete(self.name, "pass 1's output through awk did not end well")
-        rest = [line async for line in lines]
         if rest[:1] != [riding.PASS2_MARK] or rest[-1:] != [riding.PASS2_END]:
             if rest:
                 log.debug("%s: pass 2 did not finish in pass 1's command", self.name)
@@ -384,15 +485,16 @@ class LogSource:
         problems: list[str] | None = None,
         window: tuple[datetime | None, datetime | None] = (None, None),
         plan: Plan | None = None,
-    ) -> AsyncGenerator[LogEvent, None]:
+    ) -> AsyncGenerator[list[LogEvent], None]:
         """List the files, `choose` those to search, grep them; `plan.chosen` are those files.
         Pass 2 rides along where it can and `plan.ride` lets it (`riding`), its ranges around
-        hits in `window`'s days; `plan` keeps its lines for `grep`.
+        hits in `window`'s days; `plan` keeps its lines for `grep`. The events come in lists as
+        their lines arrive (`grep_batches`).
 
         A source that has listed before sends the listing and the grep of the files chosen from
         the last listing in one command; when this listing chooses other files (rotation, a new
         file), that grep is dropped unread and the chosen files are grepped anew. Either way the
-        events are those of `grep(choose(list_files()), ...)`.
+        events are those of `grep_batches(choose(list_files()), ...)`.
         """
         plan = plan if plan is not None else Plan()
         plan.ahead = None  # never a former pass 1's pass 2
@@ -423,24 +525,32 @@ class LogSource:
                 probe=self._probe,
                 known_heads=self._known_heads(),
             )
-            stream = cast(AsyncGenerator[str, None], self._run(command))  # both runners'
-            async with contextlib.aclosing(stream) as lines:
-                files = await self._files_from(lines, read_heads=False)
+            async with contextlib.aclosing(self._run(command)) as batches:
+                listing: list[str] = []
+                after: list[str] | None = None
+                async for batch in batches:
+                    lines, after = _listing_lines(batch)
+                    listing += lines
+                    if after is not None:
+                        break
+                files = await self._files_from(listing, read_heads=False)
                 plan.chosen = choose(files)
                 readable = [f for f in plan.chosen if f.readable]
                 if [f.path for f in readable] == predicted:
-                    found: AsyncIterator[str] = lines
+                    found = _chained(after or [], batches)
                     if ride is not None:
-                        found = self._pass1_lines(lines, predicted, plan)
-                    async for event in self._events(found, readable, with_offsets, None, problems):
-                        yield event
+                        found = self._pass1_lines(found, predicted, plan)
+                    events = self._events(found, readable, with_offsets, None, problems)
+                    async with contextlib.aclosing(events) as each:
+                        async for got in each:
+                            yield got
                     return
             log.debug("%s: the files to search changed since the last listing", self.name)
             if any(f.first_seen is None for f in files if f.readable):
                 plan.chosen = choose(await self.list_files())  # a new file's first line
         else:
             plan.chosen = choose(await self.list_files())
-        search = self.grep(
+        search = self.grep_batches(
             plan.chosen,
             patterns,
             ignore_case=ignore_case,
@@ -451,34 +561,51 @@ class LogSource:
             days=days,
         )
         async with contextlib.aclosing(search) as events:
-            async for event in events:
-                yield event
+            async for got in events:
+                yield got
 
     async def _events(
         self,
-        lines: AsyncIterator[str],
+        output: AsyncGenerator[list[str], None],
         files: Sequence[LogFile],
         with_offsets: bool,
         regions: Mapping[str, Sequence[tuple[int, int]]] | None,
         problems: list[str] | None,
-    ) -> AsyncGenerator[LogEvent, None]:
-        """grep_command's output lines as events of `files`."""
+    ) -> AsyncGenerator[list[LogEvent], None]:
+        """grep_command's output lines as events of `files`, a list per batch of lines."""
         by_path = {f.path: f for f in files}
         ordered = commands.longest_first(list(by_path))
-        async for line in lines:
-            if line.startswith(commands.PROBLEM_PREFIX):
-                if problems is not None:
-                    problems.append(commands.describe_problem(line))
-                continue
-            split = commands.split_grep_line(line, ordered, with_offsets=with_offsets)
-            if split is None:
-                continue
-            path, offset, text = split
-            in_file = commands.is_plain(path) and not (regions and path in regions)
-            event = self.parse(by_path[path], text, offset if in_file else None)
-            if _in_repeated_hour(event.timestamp):
-                event = await self._settle_repeated_hour(event, by_path[path])
-            yield event
+        # per file: offsets in the file (plain, read whole), and its year guess
+        in_file = {p: commands.is_plain(p) and not (regions and p in regions) for p in by_path}
+        zone, name = self.server.zone, self.name
+        years = {p: _year_guess(f.mtime, zone, self.server.year) for p, f in by_path.items()}
+        repeated = _RepeatedHours()
+        split_line = commands.split_grep_line
+        async with contextlib.aclosing(output) as batches:
+            async for lines in batches:
+                events = []
+                for line in lines:
+                    if line.startswith(commands.PROBLEM_PREFIX):
+                        if problems is not None:
+                            problems.append(commands.describe_problem(line))
+                        continue
+                    split = split_line(line, ordered, with_offsets=with_offsets)
+                    if split is None:
+                        continue
+                    path, offset, text = split
+                    event = parse_line(
+                        text,
+                        source=name,
+                        path=path,
+                        offset=offset if in_file[path] else None,
+                        zone=zone,
+                        years=years[path],
+                    )
+                    if repeated(event.timestamp):
+                        event = await self._settle_repeated_hour(event, by_path[path])
+                    events.append(event)
+                if events:
+                    yield events
 
     async def _settle_repeated_hour(self, event: LogEvent, file: LogFile) -> LogEvent:
         """The offset of a line in a DST fall-back's repeated hour, decided from every line of
@@ -515,7 +642,7 @@ class LogSource:
         command = commands.grep_command(
             list(by_path), prefixes, self.limits.command_timeout, tools=self._tools
         )
-        async for line in self._run(command):
+        async for line in self._lines(command):
             split = commands.split_grep_line(line, ordered, with_offsets=False)
             if split is not None:
                 by_path[split[0]].append(split[2])
@@ -537,3 +664,11 @@ class LogSource:
 
     async def close(self) -> None:
         await self.runner.close()
+
+
+async def _each(batches: AsyncGenerator[list[LogEvent], None]) -> AsyncGenerator[LogEvent, None]:
+    """The events of `batches` one by one (closing it when closed)."""
+    async with contextlib.aclosing(batches) as each:
+        async for batch in each:
+            for event in batch:
+                yield event

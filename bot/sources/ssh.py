@@ -12,12 +12,13 @@ equal to MaxSessions never oversteps. Should sshd still refuse a channel (anothe
 same account, a smaller MaxSessions), the open is retried after short pauses before the server
 counts as failed.
 
-`SSHRunner.stream` is the SSH side of the `CommandRunner` protocol: it opens one channel per
-command, streams stdout lines as they arrive and turns the exit status into our errors through
-`check_exit`. A consumer that stops early gets control back at once: the channel is sent TERM
-and closed. sshd delivers that signal only to sessions of non-root users without ForceCommand;
-elsewhere the remote command still ends at the latest when its `timeout` runs out (see
-commands.wrap), and its session slot is given back only when sshd has closed the channel.
+`SSHRunner.batches` (and `stream`) is the SSH side of the `CommandRunner` protocol: it opens one
+channel per command, streams stdout lines as they arrive (a list per chunk read) and turns the
+exit status into our errors through `check_exit`. A consumer that stops early gets control
+back at once: the channel is sent TERM and closed. sshd delivers that signal only to sessions
+of non-root users without ForceCommand; elsewhere the remote command still ends at the latest
+when its `timeout` runs out (see commands.wrap), and its session slot is given back only when
+sshd has closed the channel.
 
 Every asyncssh and socket error is translated here, at the boundary, into bot.errors with a
 sentence for the person asking. Key passphrases come from the environment and are never put into
@@ -32,7 +33,7 @@ import getpass
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -427,7 +428,15 @@ class SSHRunner:
         self._pool = pool
 
     async def stream(self, command: str) -> AsyncIterator[str]:
-        """Yield the command's stdout lines as they arrive; raise SourceError when it fails.
+        """Yield the command's stdout lines as they arrive; raise SourceError when it fails."""
+        async with contextlib.aclosing(self.batches(command)) as batches:
+            async for batch in batches:
+                for line in batch:
+                    yield line
+
+    async def batches(self, command: str) -> AsyncGenerator[list[str], None]:
+        """Yield the command's stdout lines as they arrive, a list per chunk read; raise
+        SourceError when it fails.
 
         The remote `timeout` normally ends a slow command (exit 124: CommandTimeout); the local
         deadline only catches a server that stopped answering altogether.
@@ -441,19 +450,21 @@ class SSHRunner:
             pending = ""
             cutting = False  # inside an over-long line whose start was already yielded
             while chunk := await self._read(proc.stdout.read(READ_CHUNK), deadline):
-                pending += chunk
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    if cutting:
-                        cutting = False
-                        continue
-                    yield line.rstrip("\r")
+                data = pending + chunk
+                *lines, pending = data.split("\n")
+                if cutting and lines:
+                    del lines[0]
+                    cutting = False
+                if "\r" in data:
+                    lines = [line.rstrip("\r") for line in lines]
                 if len(pending) > MAX_LINE:
                     if not cutting:
-                        yield pending[:MAX_LINE]
+                        lines.append(pending[:MAX_LINE])
                     pending, cutting = "", True
+                if lines:
+                    yield lines
             if pending and not cutting:
-                yield pending.rstrip("\r")
+                yield [pending.rstrip("\r")]
             await self._read(proc.wait_closed(), deadline)
             stderr = await self._read(stderr_task, deadline)
             finished = True

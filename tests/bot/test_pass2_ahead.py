@@ -30,10 +30,10 @@ class CountingRunner(LocalRunner):
         super().__init__(name)
         self.commands = 0
 
-    async def stream(self, command: str) -> AsyncIterator[str]:
+    async def batches(self, command: str) -> AsyncIterator[list[str]]:
         self.commands += 1
-        async for line in super().stream(command):
-            yield line
+        async for batch in super().batches(command):
+            yield batch
 
 
 def _sources(settings: Settings) -> list[LogSource]:
