@@ -74,6 +74,8 @@ async def trace_wanted(
                 await _grep_ids(st, near, partial)
         else:
             await _grep_ids(st, first, todo)
+        if files is None:
+            first = await _not_around_handover(st, first, todo, start)
     with timings.phase("followup", st.source.name):
         await _widen(st, first, set(todo))
     # A line "X: ... queued as WANTED" names the previous hop's queue ID on this server.
@@ -97,6 +99,24 @@ def _hop_files(st: ServerState, ids: list[str], start: datetime | None) -> list[
     if len(known) < len(when):
         return [f for f in st.files if f.covers(start, None)]
     return followup.hop_files(st.files, known, st.source.server.queue_lifetime_delta)
+
+
+async def _not_around_handover(
+    st: ServerState, first: list[LogFile], ids: list[str], start: datetime | None
+) -> list[LogFile]:
+    """Hop IDs with no line in the files around their hand-over (the two servers' clocks
+    disagree by more than the margin, or a file was rotated at an odd time) are looked for in
+    the other files from the window's start, as without the bound, rather than taken for a
+    mail that went somewhere not searched. Returns every file searched for the round."""
+    found = {e.queue_id for e in st.events} | {e.new_queue_id for e in st.events if e.queue_id}
+    missing = [qid for qid in ids if qid not in found]
+    searched = {f.path for f in first}
+    rest = [f for f in st.files if f.covers(start, None) and f.path not in searched]
+    if not missing or not rest:
+        return first
+    await _grep_ids(st, rest, missing)
+    searched.update(f.path for f in rest)
+    return [f for f in st.files if f.path in searched]
 
 
 async def _widen(st: ServerState, searched: list[LogFile], ids: set[str]) -> None:

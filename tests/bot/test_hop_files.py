@@ -67,9 +67,11 @@ RECEIVER_SIDE = "".join(
 )
 
 
-async def _search(tmp_path: Path, text: str) -> tuple[SearchResult, dict[str, RecordingRunner]]:
+async def _search(
+    tmp_path: Path, text: str, receiver_day: int = HOP_DAY
+) -> tuple[SearchResult, dict[str, RecordingRunner]]:
     _daily_logs(tmp_path / "a", "mx-a", {HOP_DAY: SENDER_SIDE})
-    _daily_logs(tmp_path / "b", "mx-b", {HOP_DAY: RECEIVER_SIDE})
+    _daily_logs(tmp_path / "b", "mx-b", {receiver_day: RECEIVER_SIDE})
     servers = tuple(
         ServerConfig(
             name=f"mx-{x}",
@@ -127,3 +129,21 @@ async def test_previous_hop_round_greps_only_the_files_around_the_hand_over(
         ("mx-b", "BBBB22"),
     ]
     assert {line.rstrip("\n") for line in SENDER_SIDE.splitlines()} == set(result.messages[0].lines)
+
+
+async def test_a_hop_not_around_its_hand_over_is_looked_for_in_the_other_files(
+    tmp_path: Path,
+) -> None:
+    """mx-b's clock runs a day behind, so its lines of the hop lie in the day before the
+    hand-over, outside the files around it: the round looks in mx-b's other files for that ID
+    before deciding the mail went somewhere not searched, and the hop is found whole."""
+    result, runners = await _search(tmp_path, "s@example.net on mx-a", receiver_day=HOP_DAY - 1)
+    around, rest = _greps(runners["mx-b"])
+    assert "mail.log.6" not in around
+    assert "mail.log.6" in rest
+    assert "BBBB22" in rest
+    assert [(m.host, m.queue_id, m.status) for m in result.messages] == [
+        ("mx-a", "AAAA11", Status.SENT),
+        ("mx-b", "BBBB22", Status.BOUNCED),
+    ]
+    assert result.messages[0].links[0].host == "mx-b"  # not taken back as "not searched"
