@@ -144,9 +144,20 @@ def _stamps_of(zone: tzinfo, years: YearGuess) -> tuple[_Stamps, _Years]:
     global _current  # a cache: the answer never depends on it
     current = _current
     same_zone = current is not None and (current[0] is zone or current[0] == zone)
-    if current is None or not same_zone or not (current[1] is years or current[1] == years):
+    if current is None or not same_zone or not _same_years(current[1], years):
         current = _current = (zone, years, {}, {})
     return current[2], current[3]
+
+
+def _same_years(kept: YearGuess, years: YearGuess) -> bool:
+    """Do both guesses give every day the same year? `year_for` reads the reference's calendar
+    fields in its own zone: two references at the same instant in other zones can differ on
+    New Year's Eve, so equal instants are not enough."""
+    if kept is years:
+        return True
+    return kept.fixed == years.fixed and (
+        kept.reference.replace(tzinfo=None) == years.reference.replace(tzinfo=None)
+    )
 
 
 def _traditional_stamp(

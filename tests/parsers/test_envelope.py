@@ -139,3 +139,25 @@ def test_year_override_still_walks_back_over_new_year() -> None:
         assert jan.timestamp == datetime(2026, 1, 1, 0, 0, 2, tzinfo=UTC)
         if mtime.year == 2026:
             assert dec.timestamp == datetime(2025, 12, 31, 23, 59, 58, tzinfo=UTC)
+
+
+def test_year_guesses_at_the_same_instant_in_other_zones_keep_their_own_years() -> None:
+    """Two files whose modification times are the same instant, one read in UTC and one in
+    Tokyo (already Jan 1 there), give a Jan 1 line the years their own calendars say, whatever
+    order they are read in (the parser's stamp cache is not shared between them)."""
+    instant = datetime(2024, 12, 30, 20, 0, tzinfo=UTC)  # Dec 31, 05:00 in Tokyo
+    utc = YearGuess(reference=instant)
+    tokyo = YearGuess(reference=instant.astimezone(ZoneInfo("Asia/Tokyo")))
+    line = "Jan  1 00:00:05 mx postfix/qmgr[1]: 4A1B2C3D4E: removed"
+    for first, second in ((utc, tokyo), (tokyo, utc)):
+        a = parse_envelope(line, zone=UTC, years=first)
+        b = parse_envelope(line, zone=UTC, years=second)
+        assert a is not None
+        assert b is not None
+        assert a.timestamp is not None
+        assert b.timestamp is not None
+        assert (a.timestamp.year, b.timestamp.year) == (
+            first.year_for(1, 1),
+            second.year_for(1, 1),
+        )
+    assert utc.year_for(1, 1) != tokyo.year_for(1, 1)
