@@ -25,7 +25,7 @@ from bot.errors import (
     SourceError,
 )
 from bot.settings import ServerConfig, Settings
-from bot.sources import commands
+from bot.sources import commands, grep_commands
 from bot.sources.runner import CommandRunner, LocalRunner
 from bot.sources.source import LogSource
 from bot.sources.ssh import PASSPHRASE_ENV, SSHPool
@@ -431,10 +431,10 @@ async def test_unreadable_log_file(sshd_cluster: SshCluster) -> None:
         assert [e.queue_id for e in events] == ["4A1B2C3D4E"]
         # asked to grep it anyway (it became unreadable after listing), the command says so
         output = await lines_of(
-            pool.runner_for(server), commands.grep_command([str(secret)], ["x"])
+            pool.runner_for(server), grep_commands.grep_command([str(secret)], ["x"])
         )
     assert output == [f"!unreadable\t{secret}"]
-    assert commands.describe_problem(output[0]) == (
+    assert grep_commands.describe_problem(output[0]) == (
         f"{secret}: cannot be read (permission denied, or rotated away since it was listed)"
     )
 
