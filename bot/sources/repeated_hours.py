@@ -12,7 +12,6 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.settings import Limits, ServerConfig
 from bot.sources import commands, grep_commands
 from bot.sources.batches import each
 from bot.sources.log_files import FileListing, LogFile
@@ -55,14 +54,10 @@ class FallBacks:
     """One server's repeated hours, each read once from its files."""
 
     def __init__(
-        self,
-        server: ServerConfig,
-        limits: Limits,
-        listing: FileListing,
-        run: Callable[[str], AsyncGenerator[list[str], None]],
+        self, listing: FileListing, run: Callable[[str], AsyncGenerator[list[str], None]]
     ) -> None:
-        self.server = server
-        self.limits = limits
+        self.server = listing.server
+        self.limits = listing.limits
         self._listing = listing
         self._run = run
         # repeated hour -> (the files it was read from, per path the lines of its second pass)

@@ -39,7 +39,7 @@ class LogSource:
         self.runner = runner
         self.limits = limits
         self._listing = FileListing(server, limits, runner, self._run)
-        self._fall_backs = FallBacks(server, limits, self._listing, self._run)
+        self._fall_backs = FallBacks(self._listing, self._run)
 
     @property
     def name(self) -> str:
