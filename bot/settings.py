@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import ConfigError
-from bot.sources.commands import split_glob
+from bot.sources.listing_commands import split_glob
 from bot.sources.queue_commands import check_config_dir
 
 if TYPE_CHECKING:

@@ -25,10 +25,11 @@ from bot.errors import (
     SourceError,
 )
 from bot.settings import ServerConfig, Settings
-from bot.sources import commands
+from bot.sources import commands, grep_commands
 from bot.sources.runner import CommandRunner, LocalRunner
 from bot.sources.source import LogSource
-from bot.sources.ssh import PASSPHRASE_ENV, SSHPool
+from bot.sources.ssh import SSHPool
+from bot.sources.ssh_connect import PASSPHRASE_ENV
 from parsers.models import LogEvent
 from tests.sshd import SshCluster, free_port, generate_key
 
@@ -380,7 +381,7 @@ async def test_insecure_mode_connects_and_warns_loudly(
     server = sshd_cluster.server_config(
         "mx2", known_hosts=str(empty), insecure_no_host_key_check=True
     )
-    caplog.set_level(logging.WARNING, logger="bot.sources.ssh")
+    caplog.set_level(logging.WARNING, logger="bot.sources.ssh_connect")
     async with pool_for(sshd_cluster, server) as pool:
         assert await lines_of(pool.runner_for(server), "echo hi") == ["hi"]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -431,10 +432,10 @@ async def test_unreadable_log_file(sshd_cluster: SshCluster) -> None:
         assert [e.queue_id for e in events] == ["4A1B2C3D4E"]
         # asked to grep it anyway (it became unreadable after listing), the command says so
         output = await lines_of(
-            pool.runner_for(server), commands.grep_command([str(secret)], ["x"])
+            pool.runner_for(server), grep_commands.grep_command([str(secret)], ["x"])
         )
     assert output == [f"!unreadable\t{secret}"]
-    assert commands.describe_problem(output[0]) == (
+    assert grep_commands.describe_problem(output[0]) == (
         f"{secret}: cannot be read (permission denied, or rotated away since it was listed)"
     )
 

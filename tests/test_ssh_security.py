@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.settings import ServerConfig
-from bot.sources import commands
+from bot.sources import grep_commands
 from bot.sources.runner import CommandRunner
 from bot.sources.source import LogSource
 from bot.sources.ssh import SSHPool
@@ -100,7 +100,7 @@ async def test_hostile_pattern_arrives_intact_and_matches_literally(
     pattern: str, pool: SSHPool, hostile_logs: Path, sshd_cluster: SshCluster
 ) -> None:
     """sshd receives exactly the command we built; grep finds only the lines holding the text."""
-    command = commands.grep_command([str(hostile_logs)], [pattern])
+    command = grep_commands.grep_command([str(hostile_logs)], [pattern])
     found = [line async for line in pool.runner_for(mx1(pool)).stream(command)]
     assert sshd_cluster["mx1"].recorded()[-1] == command
     expected = [f"{hostile_logs}:{line}" for line in log_lines() if pattern in line]
@@ -129,4 +129,4 @@ async def test_all_hostile_patterns_at_once_through_the_log_source(
 def test_line_breaks_and_nul_are_refused_before_any_command(pattern: str) -> None:
     """A pattern that could end the command line never becomes a command."""
     with pytest.raises(ValueError, match="single, non-empty lines"):
-        commands.grep_command(["/var/log/mail.log"], [pattern])
+        grep_commands.grep_command(["/var/log/mail.log"], [pattern])

@@ -7,12 +7,12 @@ quarter of a region before the hit, the rest after, merged, kept while they tota
 half the file). Then, in the same command, pass 2 greps those IDs: plain files in those ranges
 or whole, compressed files whole. The client uses pass 2's lines only where they are exactly
 what its own pass 2 would read (the same files, ranges and a superset of the IDs; see
-`source._Ahead`), so the answer never depends on riding. awk reads only log text; what it hands
+`Ahead`), so the answer never depends on riding. awk reads only log text; what it hands
 the shell is digits, IDs of letters and digits, and file numbers, never text from a line.
 
 Output after pass 1's lines: "=1" once awk has read all of them and exited well (without it,
 pass 1's lines may be cut: awk missing, refused or killed, and the client reads pass 1 again
-without riding); then "=2", "I<TAB>ID" per ID, pass 2's lines in `commands.grep_script`'s
+without riding); then "=2", "I<TAB>ID" per ID, pass 2's lines in `grep_commands.grep_script`'s
 format and order, each range's lines after "@<TAB>N:START:LENGTH" (N: the file's place in
 `paths`) with their offsets in the range, and "=." when pass 2 finished. Pass 2 has its own
 time budget (`Ride.seconds` from the command's start), so a slow ride never costs pass 1: a
@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from bot.sources import commands
+from bot.sources import commands, file_readers, grep_commands
 
 PASS1_END = "=1"  # pass 1's lines all came through awk
 PASS2_MARK = "=2"
@@ -96,11 +96,11 @@ def both_passes(
     ride: Ride,
     tools: commands.Tools = commands.NO_TOOLS,
 ) -> str:
-    """Pass 1's script (`commands.grep_script`, with offsets for ranges), then pass 2 of the IDs
+    """Pass 1's script (`grep_script`, with offsets for ranges), then pass 2 of the IDs
     its lines name, in the same command; the exit status is pass 1's. Pass 2 runs under its
     own `timeout` (a process group of its own, so a cancelled query's pass 2 may outlive it
     by at most `ride.seconds`)."""
-    plain = [p for p in paths if commands.is_plain(p)]
+    plain = [p for p in paths if file_readers.is_plain(p)]
     number = {p: i for i, p in enumerate(paths)}
     before = ride.region_bytes // 4
     after = ride.region_bytes - before
@@ -162,7 +162,7 @@ def day_prefixes(start: datetime | None, end: datetime | None, zone: tzinfo) -> 
 def _pass2(paths: Sequence[str], number: Mapping[str, int], tools: commands.Tools) -> str:
     """Pass 2 of $ids (letters and digits, space-separated) over `paths`: plain files in the
     ranges of $regs (" N:START:LENGTH ...") or whole, the others whole; the output and order of
-    `commands.grep_script` with those ranges."""
+    `grep_commands.grep_script` with those ranges."""
     expr = "$args" if tools.rg else '-e "$pat"'
     steps = [
         "rc=1",
@@ -170,18 +170,20 @@ def _pass2(paths: Sequence[str], number: Mapping[str, int], tools: commands.Tool
         "pat=$(printf '%s\\n' $ids)",
         'args=; for i in $ids; do args="$args -e $i"; done',
     ]
-    whole = [p for p in paths if commands.is_plain(p)]
+    whole = [p for p in paths if file_readers.is_plain(p)]
     if whole:
         keep = "; ".join(
             f'case "$regs" in *" {number[p]}:"*) ;; '
-            f"*) {commands.keep_readable(shlex.quote(p))};; esac"
+            f"*) {grep_commands.keep_readable(shlex.quote(p))};; esac"
             for p in whole
         )
         steps.append(f"set --; {keep}")
-        steps.append(commands.plain_grep(expr, tools))
+        steps.append(grep_commands.plain_grep(expr, tools))
     for path in paths:
-        if not commands.is_plain(path) and not commands.is_journal(path):
-            steps.append(commands.stream_step(path, commands.stream_reader(path, tools), expr))
+        if not file_readers.is_plain(path) and not file_readers.is_journal(path):
+            steps.append(
+                grep_commands.stream_step(path, file_readers.stream_reader(path, tools), expr)
+            )
     for path in whole:
         dd = (
             f"dd {shlex.quote('if=' + path)} iflag=skip_bytes,count_bytes "
@@ -190,7 +192,7 @@ def _pass2(paths: Sequence[str], number: Mapping[str, int], tools: commands.Tool
         steps.append(
             f"for x in $regs; do case $x in {number[path]}:*) "
             "b=${x#*:}; l=${b#*:}; b=${b%%:*}; printf '@\\t%s\\n' \"$x\"; "
-            + commands.stream_step(path, dd, "-b " + expr)
+            + grep_commands.stream_step(path, dd, "-b " + expr)
             + ";; esac; done"
         )
     steps.append('exit "$rc"')
@@ -215,7 +217,7 @@ class Ahead:
         self.ids: set[str] = set()
         self.whole: list[str] = []  # whole files' lines, and every problem line
         self.spans: dict[str, list[Span]] = {}
-        ordered = commands.longest_first(self.paths)
+        ordered = grep_commands.longest_first(self.paths)
         span: tuple[str, int, int, list[tuple[int, str]]] | None = None
         for line in output:
             if line.startswith(IDS_PREFIX):
@@ -224,10 +226,10 @@ class Ahead:
                 number, start, length = line[len(SPAN_PREFIX) :].split(":")
                 span = (self.paths[int(number)], int(start), int(length), [])
                 self.spans.setdefault(span[0], []).append(Span(span[1], (), span[2]))
-            elif span is None or line.startswith(commands.PROBLEM_PREFIX):
+            elif span is None or line.startswith(grep_commands.PROBLEM_PREFIX):
                 self.whole.append(line)
             else:
-                split = commands.split_grep_line(line, ordered, with_offsets=True)
+                split = grep_commands.split_grep_line(line, ordered, with_offsets=True)
                 if split is not None and split[1] is not None:
                     span[3].append((span[1] + split[1], split[2]))
                     last = self.spans[span[0]][-1]
@@ -239,7 +241,7 @@ class Ahead:
         patterns: Sequence[str],
         regions: Mapping[str, Sequence[tuple[int, int]]] | None,
     ) -> list[str] | None:
-        """What `commands.grep_command(paths, patterns, regions=regions)` prints, in its order;
+        """What `grep_commands.grep_command(paths, patterns, regions=regions)` prints, in its order;
         None when these lines cannot tell exactly."""
         wanted = {path: list(spans) for path, spans in (regions or {}).items() if spans}
         if (
@@ -248,11 +250,11 @@ class Ahead:
             or set(wanted) != set(self.spans)
         ):
             return None
-        ordered = commands.longest_first(self.paths)
+        ordered = grep_commands.longest_first(self.paths)
         out = []
         for line in self.whole:
-            split = commands.split_grep_line(line, ordered)
-            if line.startswith(commands.PROBLEM_PREFIX) or (
+            split = grep_commands.split_grep_line(line, ordered)
+            if line.startswith(grep_commands.PROBLEM_PREFIX) or (
                 split is not None and any(p in split[2] for p in patterns)
             ):
                 out.append(line)
@@ -268,7 +270,7 @@ class Ahead:
 def _region(
     spans: Sequence[Span], start: int, end: int, patterns: Sequence[str]
 ) -> list[str] | None:
-    """The lines `commands`' region reader gives for [start, end) that hold a pattern, from the
+    """The lines `file_readers.region_reader` gives for [start, end) that hold a pattern, from the
     server's range around it: lines inside the range but the last one it reaches (it may be
     cut), and a first line cut at `start`. None: not inside one range, or a line's bytes are
     not known (invalid UTF-8 where the range cuts)."""

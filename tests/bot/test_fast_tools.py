@@ -16,7 +16,7 @@ from bot.render.jsonout import render_json
 from bot.result import SearchResult
 from bot.search import run_search
 from bot.settings import Settings, load_settings
-from bot.sources import commands
+from bot.sources import commands, grep_commands
 from bot.sources.source import LogSource
 from bot.timings import Timings
 from tests.recording import RecordingRunner
@@ -81,11 +81,11 @@ async def test_answers_are_the_same_with_and_without_the_fast_tools(tmp_path: Pa
     assert found == len(queries)  # each query finds something to compare
     assert all(s.tools == commands.Tools(rg=True, pigz=True, zstd=True) for s in fast)
     used, plain = _sent(fast), _sent(slow)
-    assert commands.RG in used
+    assert grep_commands.RG in used
     assert "pigz -dc --" in used
     assert "zstd -dcq --" in used
     assert "zstd -dcq --" in plain
-    assert commands.RG not in plain
+    assert grep_commands.RG not in plain
     assert "pigz" not in plain
 
 
@@ -106,12 +106,12 @@ def test_case_folding_beyond_ascii_stays_with_grep() -> None:
     """ripgrep folds case by Unicode and LC_ALL=C grep by ASCII: a non-ASCII pattern searched
     without case is grep's job even where ripgrep is installed."""
     tools = commands.Tools(rg=True)
-    ascii_only = commands.grep_command(
+    ascii_only = grep_commands.grep_command(
         ["/l/mail.log"], ["@example.org"], ignore_case=True, tools=tools
     )
-    accented = commands.grep_command(
+    accented = grep_commands.grep_command(
         ["/l/mail.log"], ["@exämple.org"], ignore_case=True, tools=tools
     )
-    assert commands.RG in ascii_only
-    assert commands.RG not in accented
+    assert grep_commands.RG in ascii_only
+    assert grep_commands.RG not in accented
     assert "grep -F -a -H -i" in accented

@@ -10,7 +10,7 @@ from bot.query import parse_query
 from bot.result import SearchResult
 from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
-from bot.sources import commands
+from bot.sources import grep_commands
 from bot.sources.source import LogSource
 from parsers.models import Status
 from tests.recording import RecordingRunner
@@ -69,7 +69,7 @@ def _searched(result: SearchResult) -> list[str]:
 
 
 def _greps(runner: RecordingRunner) -> int:
-    return sum(1 for c in runner.commands if "grep -F" in c or commands.RG in c)
+    return sum(1 for c in runner.commands if "grep -F" in c or grep_commands.RG in c)
 
 
 async def test_deferred_message_is_followed_only_as_far_as_its_lifetime(tmp_path: Path) -> None:

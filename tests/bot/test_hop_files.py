@@ -10,7 +10,7 @@ from bot.query import parse_query
 from bot.result import SearchResult
 from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
-from bot.sources import commands
+from bot.sources import grep_commands
 from bot.sources.source import LogSource
 from parsers.models import Status
 from tests.recording import RecordingRunner
@@ -90,7 +90,7 @@ async def _search(
 
 
 def _greps(runner: RecordingRunner) -> list[str]:
-    return [c for c in runner.commands if "grep -F" in c or commands.RG in c]
+    return [c for c in runner.commands if "grep -F" in c or grep_commands.RG in c]
 
 
 def _searched(result: SearchResult, server: str) -> list[str]:

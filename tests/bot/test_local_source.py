@@ -15,7 +15,7 @@ import pytest
 
 from bot.errors import CommandTimeout, ConfigError, NoLogFiles
 from bot.settings import Limits, ServerConfig
-from bot.sources import commands
+from bot.sources import commands, grep_commands, listing_commands
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from parsers.models import Status
@@ -169,14 +169,14 @@ async def test_hostile_patterns_are_literal(logdir: Path, pattern: str) -> None:
 def test_patterns_with_newlines_are_refused() -> None:
     """A newline could start a second command: grep_command refuses it outright."""
     with pytest.raises(ValueError, match="single, non-empty lines"):
-        commands.grep_command(["/var/log/mail.log"], ["a\nb"])
+        grep_commands.grep_command(["/var/log/mail.log"], ["a\nb"])
 
 
 def test_globs_must_keep_wildcards_in_the_file_name() -> None:
     """Configured globs may not use wildcards or relative paths in the directory part."""
     for glob in ("/var/*/mail.log", "var/log/mail.log", "/var/log/$(id)"):
         with pytest.raises(ConfigError):
-            commands.split_glob(glob)
+            listing_commands.split_glob(glob)
 
 
 async def test_first_lines_are_cached_until_a_file_changes(logdir: Path) -> None:

@@ -17,7 +17,7 @@ from bot.render.jsonout import render_json
 from bot.result import SearchResult
 from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
-from bot.sources import commands, riding
+from bot.sources import commands, grep_commands, riding
 from bot.sources.runner import LocalRunner
 from bot.sources.source import LogSource
 from bot.timings import Timings
@@ -150,7 +150,7 @@ async def test_awk_takes_no_words_for_queue_ids(tmp_path: Path) -> None:
     )
     paths = [str(log)]
     ride = riding.Ride(max_ids=10, region_bytes=0, sizes={str(log): 1}, seconds=30)
-    script = riding.both_passes(commands.grep_script(paths, ["s@example.net"]), paths, ride)
+    script = riding.both_passes(grep_commands.grep_script(paths, ["s@example.net"]), paths, ride)
     lines = [line async for line in LocalRunner("mx").stream(commands.wrap(script, 30))]
     assert [x for x in lines if x.startswith(riding.IDS_PREFIX)] == ["I\t4A1B2C3D4E"]
     assert lines[-1] == riding.PASS2_END

@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.query import parse_query
 from bot.search import run_search
 from bot.settings import Limits, ServerConfig, Settings
-from bot.sources import commands
+from bot.sources import grep_commands
 from bot.sources.factory import build_sources
 from bot.sources.source import LogSource
 from parsers.models import LinkKind, Status
@@ -387,7 +387,7 @@ async def test_pass2_reads_regions_and_whole_files_in_one_command(tmp_path: Path
         (message,) = result.messages
         assert len(message.lines) == 5
         assert message.status is Status.SENT
-        greps = [c for c in runner.commands if "grep -F" in c or commands.RG in c]
+        greps = [c for c in runner.commands if "grep -F" in c or grep_commands.RG in c]
         assert len(greps) == expected, ahead_mb
         assert str(big) in greps[-1]
         assert "mail.log.1" in greps[-1]
