@@ -69,6 +69,7 @@ async def first_passes(
             st.untraced = found.found - limit
     else:  # lines out of time order: read pass 1 again, keeping every hit until the end
         before.restore(st)
+        st.plan.ride = False  # pass 2 on its own, for the hits this read keeps
         found = await _pass1(st, query, start, end, EarliestMessages(sys.maxsize))
         hits = _earliest_messages(st, found.hits())
     in_window = st.plan.chosen
@@ -139,7 +140,7 @@ async def _pass1(
                             found.add(event)
                     elif event.timestamp is not None:
                         _note_elsewhere(st, query, event.timestamp, asked_days)
-    st.files = st.source.listed
+    st.files = st.plan.listed  # this question's listing (another may have listed since)
     st.searched.update(f.path for f in st.plan.chosen)
     return found
 

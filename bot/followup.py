@@ -22,6 +22,9 @@ from parsers.models import LogEvent
 # at most Postfix's maximal_backoff_time (4000 s) later, plus a queue run (300 s). Two hours
 # covers that and the bounce notice it logs.
 EXPIRY_MARGIN = timedelta(hours=2)
+# A hop not found around its hand-over is looked for once more this far either side: the two
+# servers' clocks may disagree (badly), or a file was rotated at an odd hour.
+SKEW_MARGIN = timedelta(days=1)
 # A hop's first line can come a little before the line that named it: the receiving server logs
 # its queue ID before the sender logs "queued as", and two servers' clocks differ a little.
 HANDOVER_MARGIN = timedelta(minutes=15)
@@ -90,10 +93,14 @@ def earlier_files(
 
 
 def hop_files(
-    files: Sequence[LogFile], handovers: Iterable[datetime], lifetime: timedelta
+    files: Sequence[LogFile],
+    handovers: Iterable[datetime],
+    lifetime: timedelta,
+    margin: timedelta = HANDOVER_MARGIN,
 ) -> list[LogFile]:
     """The files that can hold the lines of hops handed over at `handovers`: a hop's message
-    starts at its hand-over (less `HANDOVER_MARGIN`) and is gone a queue lifetime (and the
-    expiry's margin) after it. A message still open at the end is followed like any other."""
-    spans = [(t - HANDOVER_MARGIN, t + lifetime + EXPIRY_MARGIN) for t in handovers]
+    starts at its hand-over (less `margin`, for clocks that disagree) and is gone a queue
+    lifetime (and the expiry's margin) after it. A message still open at the end is followed
+    like any other."""
+    spans = [(t - margin, t + lifetime + EXPIRY_MARGIN + margin) for t in handovers]
     return [f for f in files if any(f.covers(begin, end) for begin, end in spans)]

@@ -66,6 +66,7 @@ async def trace_wanted(
         if not st.files:  # a server reached only as a hop
             st.files = await st.source.list_files()
         first = files if files is not None else _hop_files(st, todo, start)
+        before = len(st.events)
         if regions:
             near = [f for f in first if f.path in regions]
             await _grep_ids(st, first, todo, regions)  # the others whole, in the same command
@@ -75,7 +76,7 @@ async def trace_wanted(
         else:
             await _grep_ids(st, first, todo)
         if files is None:
-            first = await _not_around_handover(st, first, todo, start)
+            await _not_around_handover(st, first, todo, before)
     with timings.phase("followup", st.source.name):
         await _widen(st, first, set(todo))
     # A line "X: ... queued as WANTED" names the previous hop's queue ID on this server.
@@ -102,21 +103,26 @@ def _hop_files(st: ServerState, ids: list[str], start: datetime | None) -> list[
 
 
 async def _not_around_handover(
-    st: ServerState, first: list[LogFile], ids: list[str], start: datetime | None
-) -> list[LogFile]:
-    """Hop IDs with no line in the files around their hand-over (the two servers' clocks
-    disagree by more than the margin, or a file was rotated at an odd time) are looked for in
-    the other files from the window's start, as without the bound, rather than taken for a
-    mail that went somewhere not searched. Returns every file searched for the round."""
-    found = {e.queue_id for e in st.events} | {e.new_queue_id for e in st.events if e.queue_id}
+    st: ServerState, first: list[LogFile], ids: list[str], before: int
+) -> None:
+    """Hop IDs this round found no line of in the files around their hand-over (the two
+    servers' clocks disagree by more than the margin, or a file was rotated at an odd time) are
+    looked for once more, a day either side, rather than taken for a mail that went somewhere
+    not searched. Only the round's own new lines count as found (`before`: how many events
+    there were before it): a "queued as ID" line read earlier, or another life of a reused ID,
+    is not the hop's."""
+    new = st.events[before:]
+    found = {e.queue_id for e in new} | {e.new_queue_id for e in new if e.queue_id}
     missing = [qid for qid in ids if qid not in found]
+    when = [t for qid in missing if (t := st.handovers.get(qid)) is not None]
+    if not missing or len(when) < len(missing):  # an unknown hand-over: all files were read
+        return
     searched = {f.path for f in first}
-    rest = [f for f in st.files if f.covers(start, None) and f.path not in searched]
-    if not missing or not rest:
-        return first
-    await _grep_ids(st, rest, missing)
-    searched.update(f.path for f in rest)
-    return [f for f in st.files if f.path in searched]
+    lifetime = st.source.server.queue_lifetime_delta
+    wider = followup.hop_files(st.files, when, lifetime, followup.SKEW_MARGIN)
+    rest = [f for f in wider if f.path not in searched]
+    if rest:
+        await _grep_ids(st, rest, missing)
 
 
 async def _widen(st: ServerState, searched: list[LogFile], ids: set[str]) -> None:

@@ -114,7 +114,8 @@ def list_and_grep_command(
     `bot.sources.riding.both_passes`): one round trip where the files to search are known from
     the last listing (and checked against this one)."""
     listing = _list_script(globs, probe, known_heads)
-    return wrap(f"{listing}; echo {LISTING_END}; {grep_script}", timeout_s)
+    # t0: when the command began, for a riding pass 2's share of the time (`riding`)
+    return wrap(f"t0=$(date +%s); {listing}; echo {LISTING_END}; {grep_script}", timeout_s)
 
 
 def heads_command(paths: Sequence[str], timeout_s: float = 30, tools: Tools = NO_TOOLS) -> str:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field, replace
 
-from bot.errors import RideIncomplete
+from bot.errors import RideIncomplete, SourceError
 from bot.settings import Limits, ServerConfig
 from bot.sources import commands, file_readers, grep_commands, riding
 from bot.sources.log_files import FileListing, LogFile
@@ -28,9 +28,11 @@ COMPRESSION_RATIO = 8
 @dataclass
 class Plan:
     """One question's pass 1 on a source, filled by `planned_grep` (a source serves several
-    questions at once, so this is the question's, not the source's): the files it chose,
-    pass 2's lines fetched with it (for `grep`), and whether pass 2 may ride."""
+    questions at once, so this is the question's, not the source's): the files its listing
+    found and those it chose, pass 2's lines fetched with it (for `grep`), and whether pass 2
+    may ride."""
 
+    listed: list[LogFile] = field(default_factory=list)
     chosen: list[LogFile] = field(default_factory=list)
     ahead: riding.Ahead | None = None
     ride: bool = True
@@ -100,8 +102,12 @@ async def pass1_lines(
             if mark:
                 yield batch[:mark]
             rest = batch[mark + 1 :]
-            async for more in batches:
-                rest += more
+            try:
+                async for more in batches:
+                    rest += more
+            except SourceError as exc:  # pass 1 is whole: only the ride's pass 2 is lost
+                log.info("ride_dropped server=%s reason=%s", listing.name, exc.reason)
+                return
             break
     if rest is None:
         log.warning(

@@ -118,9 +118,10 @@ def both_passes(
     )
     pass2 = _pass2(paths, number, tools)
     # awk's status and its summary say whether every line of pass 1 came through; pass 2 gets
-    # what is left of `ride.seconds` since t0 (less a second: `date +%s` counts whole seconds)
+    # what is left of `ride.seconds` since t0, when the whole command began (set by the listing
+    # in front of it, else here; less a second: `date +%s` counts whole seconds)
     return (
-        f"t0=$(date +%s); exec 5>&1; sum=$( ( {pass1} ) | {awk} 3>&1 >&5 ); a=$?; "
+        f"t0=${{t0:-$(date +%s)}}; exec 5>&1; sum=$( ( {pass1} ) | {awk} 3>&1 >&5 ); a=$?; "
         'rc1=${sum%% *}; rest=${sum#* }; ids=${rest%%/*}; regs=" ${rest#*/} "; '
         'case "$a:$rc1:$rest" in 0:[01]:*/*) ;; *) exit 1;; esac; '
         f"echo {PASS1_END}; "

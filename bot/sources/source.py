@@ -232,7 +232,7 @@ class LogSource:
                     if after is not None:
                         break
                 files = await self._listing.files_from(listing, read_heads=False)
-                plan.chosen = choose(files)
+                plan.listed, plan.chosen = files, choose(files)
                 readable = [f for f in plan.chosen if f.readable]
                 if [f.path for f in readable] == predicted:
                     found = chained(after or [], batches)
@@ -245,9 +245,11 @@ class LogSource:
                     return
             log.debug("%s: the files to search changed since the last listing", self.name)
             if any(f.first_seen is None for f in files if f.readable):
-                plan.chosen = choose(await self.list_files())  # a new file's first line
+                plan.listed = await self.list_files()  # a new file's first line
+                plan.chosen = choose(plan.listed)
         else:
-            plan.chosen = choose(await self.list_files())
+            plan.listed = await self.list_files()
+            plan.chosen = choose(plan.listed)
         search = self.grep_batches(
             plan.chosen,
             patterns,

@@ -138,6 +138,39 @@ async def test_a_slow_ride_keeps_pass_1(tmp_path: Path, monkeypatch: pytest.Monk
     assert stalled.exists()  # the ride's pass 2 did stall
 
 
+async def test_a_slow_listing_and_a_slow_ride_keep_pass_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Warm (listing and grep in one command), a listing that takes half the command's time
+    and a riding pass 2 that stalls: the ride's time is counted from the command's start, so
+    the command ends before its time limit, pass 1's lines are kept, and the answer is the one
+    pass 2 on its own gives, not "timed out"."""
+    settings = _settings(f"{ROTATED}/mail.log*", command_timeout=7)
+    question = "span@example.org 2024-11-28"
+    alone = await _alone(settings, question)
+    slow = tmp_path / "slow"
+    stalled = tmp_path / "stalled"
+    real_find = shutil.which("find")
+    assert real_find is not None
+    _fake_tool(tmp_path / "bin", "find", f'[ -e "{slow}" ] && sleep 3.5\nexec {real_find} "$@"\n')
+    stall = (  # only the ride's pass 2 greps with $ids set
+        f'if [ -e "{slow}" ] && [ -n "$ids" ]; then : > "{stalled}"; sleep 60; fi\n'
+    )
+    for tool in ("grep", "rg"):
+        real = shutil.which(tool)
+        if real is not None:
+            _fake_tool(tmp_path / "bin", tool, stall + f'exec {real} "$@"\n')
+    _put_first_on_path(monkeypatch, tmp_path / "bin")
+    runner = RecordingRunner("mx")
+    source = LogSource(settings.servers[0], runner, settings.limits)
+    cold = await _ask(settings, [source], question)
+    slow.touch()
+    warm = await _ask(settings, [source], question)
+    assert warm.failures == ()
+    assert [_answer(cold), _answer(warm)] == [alone, alone]
+    assert any(riding.PASS1_END in c and "find" in c for c in runner.commands)  # it rode warm
+
+
 async def test_awk_takes_no_words_for_queue_ids(tmp_path: Path) -> None:
     """Pass 1's lines "NOQUEUE: reject" and "warning:" name no queue ID: the ride fetches only
     real ones."""
