@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Protocol
 
 from bot.errors import CommandFailed, CommandTimeout
+from bot.sources.batches import each
 
 # No Postfix line is this long: a longer one is cut here (its start kept, the rest dropped),
 # so one odd line never ends a search nor holds its whole length in memory.
@@ -80,11 +81,8 @@ class LocalRunner:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    async def stream(self, command: str) -> AsyncIterator[str]:
-        async with contextlib.aclosing(self.batches(command)) as batches:
-            async for batch in batches:
-                for line in batch:
-                    yield line
+    def stream(self, command: str) -> AsyncIterator[str]:
+        return each(self.batches(command))
 
     async def batches(self, command: str) -> AsyncGenerator[list[str], None]:
         proc = await asyncio.create_subprocess_exec(

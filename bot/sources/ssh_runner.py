@@ -22,6 +22,7 @@ import asyncssh
 
 from bot.errors import CommandFailed, CommandTimeout, ConnectFailed, SourceError
 from bot.settings import Limits, ServerConfig
+from bot.sources.batches import each
 from bot.sources.runner import MAX_LINE, check_exit, first_line
 from bot.sources.ssh_connect import describe_error
 
@@ -44,12 +45,9 @@ class SSHRunner:
         self.limits = limits
         self._pool = pool
 
-    async def stream(self, command: str) -> AsyncIterator[str]:
+    def stream(self, command: str) -> AsyncIterator[str]:
         """Yield the command's stdout lines as they arrive; raise SourceError when it fails."""
-        async with contextlib.aclosing(self.batches(command)) as batches:
-            async for batch in batches:
-                for line in batch:
-                    yield line
+        return each(self.batches(command))
 
     async def batches(self, command: str) -> AsyncGenerator[list[str], None]:
         """Yield the command's stdout lines as they arrive, a list per chunk read; raise
