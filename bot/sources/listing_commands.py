@@ -109,13 +109,15 @@ def list_and_grep_command(
     *,
     probe: bool = False,
     known_heads: Collection[str] = (),
+    clocked: bool = False,
 ) -> str:
     """The listing, a line "=", then `grep_script`'s output (`grep_script` or
     `bot.sources.riding.both_passes`): one round trip where the files to search are known from
-    the last listing (and checked against this one)."""
+    the last listing (and checked against this one). `clocked`: note when the command began
+    (`t0`), for a riding pass 2's share of the time."""
     listing = _list_script(globs, probe, known_heads)
-    # t0: when the command began, for a riding pass 2's share of the time (`riding`)
-    return wrap(f"t0=$(date +%s); {listing}; echo {LISTING_END}; {grep_script}", timeout_s)
+    start = "t0=$(date +%s); " if clocked else ""
+    return wrap(f"{start}{listing}; echo {LISTING_END}; {grep_script}", timeout_s)
 
 
 def heads_command(paths: Sequence[str], timeout_s: float = 30, tools: Tools = NO_TOOLS) -> str:

@@ -222,6 +222,7 @@ class LogSource:
                 self.limits.command_timeout,
                 probe=self._listing.probe,
                 known_heads=self._listing.known_heads(),
+                clocked=ride is not None,
             )
             async with contextlib.aclosing(self._run(command)) as batches:
                 listing: list[str] = []
